@@ -1,0 +1,18 @@
+"""coursekit: the helper package of the course on vanishing and exploding gradients.
+
+It carries what a lesson is not about (data, models, the training loop, statistics hooks,
+plots), so that the notebooks can show what they are about.
+"""
+
+from .data import class_names, data_root, ensure_files, load_data
+from .diagnostics import (Monitor, Verdict, activation_stats, diagnose, time_step_grad_norms, verdict,
+                          watched_layers, weight_grad_norms, weight_parameters)
+from .exercises import check_function, claim
+from .i18n import LANGUAGES, get_language, set_language, tr
+from .models import MLP, SequenceClassifier, init_weights, make_sequence_task, mlp, rnn_classifier
+from .plots import (plot_grad_norm_over_steps, plot_grad_norms, plot_histograms, plot_losses, plot_saturation,
+                    plot_time_step_grads, plot_update_ratios, use_course_style)
+from .runtime import get_device, seed_everything, setup
+from .training import History, evaluate, make_optimizer, train
+
+__version__ = "0.1.0"

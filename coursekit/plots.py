@@ -1,0 +1,116 @@
+"""The course's plots (matplotlib). Each function draws on a new figure, or on `ax` when
+given one, and returns the axes."""
+
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+from .i18n import tr
+
+STYLE = {"figure.figsize": (7, 3.6), "figure.dpi": 80, "axes.grid": True, "grid.alpha": 0.3,
+         "axes.spines.top": False, "axes.spines.right": False}
+
+
+def use_course_style():
+    plt.rcParams.update(STYLE)
+
+
+def _axes(ax, figsize=None):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def _short(name):
+    """'blocks.3.linear.weight' -> 'blocks.3.linear' (parameter names are long)."""
+    return name[:-len(".weight")] if name.endswith(".weight") else name
+
+
+def plot_grad_norms(norms, ax=None, label=None, title=None):
+    """Weight-gradient norm per layer (input side on the left), log scale.
+    `norms`: {layer: norm} from weight_grad_norms / a Verdict, or several as {run: norms}."""
+    ax = _axes(ax)
+    runs = norms if all(isinstance(v, dict) for v in norms.values()) else {label: norms}
+    for run, layer_norms in runs.items():
+        values = [max(v, 1e-30) for v in layer_norms.values()]
+        ax.semilogy(range(1, len(values) + 1), values, "o-", label=run)
+    ax.set(xlabel=tr("layer"), ylabel=tr("grad_norm"), title=title or tr("grad_norm_per_layer"))
+    if any(k is not None for k in runs):
+        ax.legend()
+    return ax
+
+
+def plot_losses(histories, ax=None, log=True, title=None):
+    """Training loss of several runs side by side: `histories` is {name: History}. A run that
+    diverged ends with an x at the step where its loss became NaN/Inf."""
+    ax = _axes(ax)
+    for name, h in histories.items():
+        (line,) = ax.plot(h.loss, label=name)
+        if h.diverged and h.loss:
+            ax.plot(len(h.loss) - 1, h.loss[-1], "x", color=line.get_color(), markersize=10, mew=2)
+    if log:
+        ax.set_yscale("log")
+    ax.set(xlabel=tr("step"), ylabel=tr("loss"), title=title or tr("loss_curves"))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_histograms(tensors, title=None, bins=60, log=False, figsize=None):
+    """One histogram per layer, in a row: `tensors` is {layer: tensor} (activations from
+    Monitor.last, or gradients {name: p.grad}). The legend gives mean and std."""
+    n = len(tensors)
+    fig, axes = plt.subplots(1, n, figsize=figsize or (min(2.6 * n, 15), 2.6), sharey=False, squeeze=False)
+    for ax, (name, t) in zip(axes[0], tensors.items()):
+        t = t.detach().flatten().float().cpu()
+        t = t[torch.isfinite(t)]
+        ax.hist(t.numpy(), bins=bins, color="C0", log=log)
+        ax.set_title(f"{_short(name)}\nμ={t.mean():.2g} σ={t.std():.2g}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title or "", fontsize=10)
+    fig.tight_layout()
+    return axes[0]
+
+
+def plot_saturation(h, threshold=0.99, ax=None, title=None):
+    """White where |h| > threshold: rows are examples, columns are units. An all-white
+    column is a unit saturated for every example: its gradient is ~0, it is dead."""
+    ax = _axes(ax, figsize=(7, 3))
+    ax.imshow((h.detach().abs() > threshold).cpu().numpy(), cmap="gray", interpolation="nearest", aspect="auto")
+    ax.set(xlabel=tr("unit"), ylabel=tr("example"), title=title or tr("saturation", threshold=threshold))
+    ax.grid(False)
+    return ax
+
+
+def plot_update_ratios(history, ax=None, title=None):
+    """log10(std(update)/std(weight)) per weight over the steps (Karpathy's plot), with the
+    healthy level -3 drawn: far below, the layer learns too slowly; far above, too fast."""
+    ax = _axes(ax)
+    for name, ratios in history.update_ratio.items():
+        ax.plot(ratios, label=_short(name))
+    ax.axhline(-3, color="k", ls="--", lw=1, label=tr("healthy_level"))
+    ax.set(xlabel=tr("step"), ylabel="log10", title=title or tr("update_ratio"))
+    ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+def plot_grad_norm_over_steps(histories, threshold=None, ax=None, title=None):
+    """Global gradient norm per step, log scale, for {name: History}; optional clipping threshold."""
+    ax = _axes(ax)
+    for name, h in histories.items():
+        ax.semilogy(h.grad_norm, label=name)
+    if threshold is not None:
+        ax.axhline(threshold, color="k", ls="--", lw=1, label=f"{tr('threshold')} = {threshold:g}")
+    ax.set(xlabel=tr("step"), ylabel=tr("grad_norm"), title=title or "")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_time_step_grads(curves, ax=None, title=None):
+    """||dL/dx_t|| against t (log scale) for {name: tensor of per-step norms}."""
+    ax = _axes(ax)
+    for name, g in curves.items():
+        ax.semilogy(range(len(g)), g.detach().clamp_min(1e-30).cpu().numpy(), label=name)
+    ax.set(xlabel=tr("time_step"), ylabel=tr("grad_norm"), title=title or tr("grad_per_step"))
+    ax.legend(fontsize=8)
+    return ax

@@ -1,0 +1,40 @@
+"""Device choice, seeding and the one setup call at the top of every lesson."""
+
+import os
+import random
+
+import numpy as np
+import torch
+
+from .i18n import set_language
+from .validate import check_int
+
+
+def get_device():
+    """CUDA when a GPU is present, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed):
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) so a run can be repeated."""
+    seed = check_int("seed", seed, low=0)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return seed
+
+
+def setup(lang="en", seed=0):
+    """The setup cell of a lesson: language, seed, plot style. Returns the device.
+
+    The environment variable COURSEKIT_SEED, when set, replaces `seed`: the tests use it
+    to check that a lesson's claims do not depend on one lucky seed.
+    """
+    set_language(lang)
+    seed = seed_everything(int(os.environ.get("COURSEKIT_SEED", seed)))
+    from .plots import use_course_style
+
+    use_course_style()
+    device = get_device()
+    print(f"coursekit: device={device.type}, seed={seed}, torch {torch.__version__.split('+')[0]}")
+    return device

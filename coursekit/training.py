@@ -1,0 +1,143 @@
+"""One training loop for every lesson: minibatch SGD or Adam on tensors, optional gradient
+clipping, a progress bar, and a history of the loss and of the diagnostics at every step.
+It stops at the first NaN/Inf loss and returns what it has."""
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .diagnostics import Monitor, weight_parameters
+from .i18n import tr
+from .validate import check_choice, check_data, check_int, check_module, check_nonnegative, check_positive
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass
+class History:
+    """What happened during `train`: one entry per step in each list."""
+
+    loss: list = field(default_factory=list)
+    grad_norm: list = field(default_factory=list)  # global gradient norm, before clipping
+    weight_norm: list = field(default_factory=list)  # global norm of all weights
+    layer_grad_norms: dict = field(default_factory=dict)  # {weight name: [norm per step]}
+    update_ratio: dict = field(default_factory=dict)  # {weight name: [log10 ratio per step]}
+    act_stats: dict = field(default_factory=dict)  # {layer name: [stats per step]}
+    diverged: bool = False
+    stop_step: int = None  # the step whose loss was NaN/Inf
+
+    @property
+    def final_loss(self):
+        return self.loss[-1] if self.loss else math.nan
+
+    def __repr__(self):
+        state = f"diverged at step {self.stop_step}" if self.diverged else f"final loss {self.final_loss:.4f}"
+        return f"History({len(self.loss)} steps, {state})"
+
+
+def _check_clip(clip):
+    ok = clip is None or (isinstance(clip, tuple) and len(clip) == 2 and clip[0] in ("norm", "value")
+                          and isinstance(clip[1], (int, float)) and not isinstance(clip[1], bool) and clip[1] > 0)
+    if not ok:
+        raise ValueError(tr("clip_format", value=clip))
+
+
+def make_optimizer(model, name="sgd", lr=0.1, momentum=0.0, weight_decay=0.0):
+    """torch.optim.SGD or Adam. weight_decay adds the L2 penalty lambda/2 * ||W||^2 to the loss
+    (PyTorch adds lambda * W to the gradient: the same thing)."""
+    check_choice("optimizer", name, OPTIMIZERS)
+    lr = check_positive("lr", lr)
+    weight_decay = check_nonnegative("weight_decay", weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=check_nonnegative("momentum", momentum),
+                               weight_decay=weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", momentum=0.0, weight_decay=0.0,
+          clip=None, penalty=None, after_step=None, loss_fn=F.cross_entropy, monitor=True, seed=0,
+          progress=True, desc=None):
+    """Train `model` on tensors (X, y) for `steps` minibatch steps; return a History.
+
+    clip: None, ("norm", max_norm) -> clip_grad_norm_, or ("value", v) -> clip_grad_value_.
+    penalty(model) -> tensor: added to the loss (e.g. an L1 term written in the lesson).
+    after_step(model): called after each optimizer step (e.g. a max-norm constraint).
+    monitor: record per-layer statistics at every step (activation stats, gradient norms,
+             update:data ratio); False makes each step a little cheaper.
+    """
+    check_module("model", model)
+    check_data(X, y)
+    steps = check_int("steps", steps)
+    batch_size = check_int("batch_size", batch_size)
+    _check_clip(clip)
+    opt = make_optimizer(model, optimizer, lr, momentum, weight_decay)
+    device = next(model.parameters()).device
+    X, y = X.to(device), y.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    weights = weight_parameters(model)
+    mon = Monitor(model) if monitor else None
+    history = History()
+    g = torch.Generator().manual_seed(seed)
+    order, pos = torch.randperm(len(X), generator=g), 0
+    model.train()
+    bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=0.5, leave=False)
+    try:
+        for step in bar:
+            if pos + batch_size > len(X):
+                order, pos = torch.randperm(len(X), generator=g), 0
+            idx = order[pos:pos + batch_size]
+            pos += batch_size
+            loss = loss_fn(model(X[idx]), y[idx])
+            if penalty is not None:
+                loss = loss + penalty(model)
+            value = loss.item()
+            if not math.isfinite(value):
+                history.diverged, history.stop_step = True, step
+                print(tr("nan_stop", step=step, loss=value))
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            history.loss.append(value)
+            history.grad_norm.append(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]).item())
+            if monitor:
+                for name, p in weights:
+                    history.layer_grad_norms.setdefault(name, []).append(p.grad.norm().item() if p.grad is not None else 0.0)
+            if clip is not None and clip[0] == "norm":
+                torch.nn.utils.clip_grad_norm_(params, clip[1])
+            elif clip is not None:
+                torch.nn.utils.clip_grad_value_(params, clip[1])
+            if monitor:
+                mon.before_step()
+            opt.step()
+            if after_step is not None:
+                with torch.no_grad():
+                    after_step(model)
+            if monitor:
+                mon.after_step()
+            with torch.no_grad():
+                history.weight_norm.append(torch.sqrt(sum((p * p).sum() for _, p in weights)).item())
+            if progress and step % 20 == 0:
+                bar.set_postfix(loss=f"{value:.3g}", refresh=False)
+    finally:
+        bar.close()
+        if mon is not None:
+            mon.remove()
+            history.act_stats, history.update_ratio = mon.stats, mon.update_ratio
+    return history
+
+
+@torch.no_grad()
+def evaluate(model, X, y, batch_size=1000):
+    """Accuracy of `model` on (X, y), in eval mode (BatchNorm uses its running statistics)."""
+    check_module("model", model)
+    check_data(X, y)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = sum((model(X[i:i + batch_size].to(device)).argmax(1) == y[i:i + batch_size].to(device)).sum().item()
+                  for i in range(0, len(X), batch_size))
+    model.train(was_training)
+    return correct / len(X)

@@ -1,0 +1,49 @@
+"""Argument checks shared by the public functions: each raises a clear error that names
+the argument and what is allowed."""
+
+import numbers
+
+import torch
+
+from .i18n import tr
+
+
+def check_choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(tr("bad_choice", name=name, allowed=list(allowed), value=value))
+    return value
+
+
+def check_int(name, value, low=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(tr("bad_int", name=name, low=low, value=value))
+    return int(value)
+
+
+def check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or value != value:
+        raise ValueError(tr("bad_number", name=name, value=value))
+    return float(value)
+
+
+def check_nonnegative(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise ValueError(tr("bad_number_ge0", name=name, value=value))
+    return float(value)
+
+
+def check_module(name, value):
+    if not isinstance(value, torch.nn.Module):
+        raise TypeError(tr("bad_type", name=name, expected="a torch.nn.Module", got=type(value).__name__))
+    return value
+
+
+def check_data(X, y):
+    """X and y: tensors with the same, non-zero, number of examples."""
+    for name, t in (("X", X), ("y", y)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(tr("bad_type", name=name, expected="a torch.Tensor", got=type(t).__name__))
+        if t.ndim == 0 or len(t) == 0:
+            raise ValueError(tr("empty_data", name=name))
+    if len(X) != len(y):
+        raise ValueError(tr("shape_mismatch", nx=len(X), ny=len(y)))
