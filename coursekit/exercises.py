@@ -6,8 +6,12 @@ import torch
 from .i18n import tr
 
 
-def claim(condition, text):
-    """Print '✓ text' when `condition` holds; raise AssertionError('... text') when it does not."""
+def claim(condition, key, **values):
+    """State what the output above shows. Prints '✓ <statement>' when `condition` holds and
+    raises AssertionError when it does not, so a lesson can never silently stop showing its
+    point. `key` names the statement in coursekit.i18n (so it prints in the notebook's
+    language); `values` fill its blanks."""
+    text = tr(key, **values)
     if not bool(condition):
         raise AssertionError(tr("claim_failed", text=text))
     print(tr("claim_ok", text=text))

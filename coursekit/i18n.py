@@ -45,6 +45,12 @@ MESSAGES = {
         "check_error": "✗ {name} raised {error} on input {case}",
         "claim_ok": "✓ {text}",
         "claim_failed": "The lesson's claim did not hold: {text}",
+        # the lessons' claims (ck.claim): statements their outputs show; no run-dependent numbers
+        # -- lesson 01 claims --
+        # -- lesson 02 claims --
+        # -- lesson 03 claims --
+        # -- lesson 04 claims --
+        # -- lesson 05 claims --
         # plots
         "layer": "layer",
         "step": "step",
