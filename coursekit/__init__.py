@@ -12,7 +12,7 @@ from .i18n import LANGUAGES, get_language, set_language, tr
 from .models import MLP, SequenceClassifier, init_weights, make_sequence_task, mlp, rnn_classifier
 from .plots import (plot_grad_norm_over_steps, plot_grad_norms, plot_histograms, plot_losses, plot_saturation,
                     plot_time_step_grads, plot_update_ratios, use_course_style)
-from .runtime import get_device, seed_everything, setup
+from .runtime import get_device, get_seed, seed_everything, setup
 from .training import History, evaluate, make_optimizer, train
 
 __version__ = "0.1.0"

@@ -57,5 +57,6 @@ def _show(x):
         if isinstance(x, (list, tuple)):
             return "(" + ", ".join(_show(v) for v in x) + ")"
         if isinstance(x, torch.Tensor):
-            return f"tensor{tuple(x.shape)} {x.flatten()[:4].tolist()}{'...' if x.numel() > 4 else ''}"
+            values = ", ".join(f"{v:.4g}" for v in x.flatten()[:4].tolist())
+            return f"tensor{tuple(x.shape)} [{values}{', ...' if x.numel() > 4 else ''}]"
         return repr(x)

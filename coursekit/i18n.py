@@ -47,6 +47,21 @@ MESSAGES = {
         "claim_failed": "The lesson's claim did not hold: {text}",
         # the lessons' claims (ck.claim): statements their outputs show; no run-dependent numbers
         # -- lesson 01 claims --
+        "l01_product": "a product of 50 factors with gain 1.1 grows over 10x; with gain 0.9 it shrinks below 1/10",
+        "l01_deep_ratio": "N(0, 1) init: the gradient explodes towards the input, layer 1's is over 1000x the last layer's",
+        "l01_xavier_healthy": "Xavier init: the same network's gradients are healthy",
+        "l01_nan": "the loss became NaN within 10 steps and training stopped",
+        "l01_loss_grows": "before that, the loss grew more than 1000-fold",
+        "l01_weights_grow": "and the weights' norm grew more than 1000-fold",
+        "l01_rnn_steps": "plain RNN: the gradient reaching the first time step is over 100x the one at the last step",
+        "l01_rnn_length": "plain RNN: the total gradient grows over 100x from 10 to 100 time steps",
+        "l01_lstm_flat": "LSTM: the gradient does not grow with the sequence length",
+        "l01_penalties_fail": "L2 and L1 penalties do not stop this blow-up: those runs diverge too",
+        "l01_finite": "a lower learning rate, clipping, max-norm and a good init all keep the run finite",
+        "l01_cause": "only max-norm and a good init fix the cause and learn (test accuracy over 60%, the others under 40%)",
+        "l01_batch_mean": "a smaller batch does not make the gradient smaller (mean norm at B=8 vs B=2048)",
+        "l01_batch_noise": "it makes it noisier: the spread of the norm at B=8 is over 3x that at B=2048",
+        "l01_batch_diverges": "and the failing run diverges with a batch of 8 as well",
         # -- lesson 02 claims --
         # -- lesson 03 claims --
         # -- lesson 04 claims --
@@ -70,6 +85,12 @@ MESSAGES = {
         "time_step": "time step t",
         "grad_per_step": "‖∂L/∂x_t‖ per time step",
         "threshold": "threshold",
+        "test_accuracy": "test accuracy",
+        "final_loss": "final loss",
+        "nan_at_step": "NaN at step {step}",
+        "finite": "finite",
+        "mean": "mean",
+        "spread": "std over batches",
     },
 }
 

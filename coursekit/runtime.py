@@ -15,9 +15,18 @@ def get_device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+_seed = 0
+
+
+def get_seed():
+    """The seed of the last `seed_everything` / `setup` call: lessons reseed each run with it."""
+    return _seed
+
+
 def seed_everything(seed):
     """Seed Python, NumPy and PyTorch (CPU and CUDA) so a run can be repeated."""
-    seed = check_int("seed", seed, low=0)
+    global _seed
+    seed = _seed = check_int("seed", seed, low=0)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
