@@ -4,6 +4,9 @@ Every text coursekit shows a student goes through `tr(key, **values)`. The langu
 chosen once, in a lesson's setup cell, with `coursekit.setup(lang=...)`.
 """
 
+import json
+from pathlib import Path
+
 LANGUAGES = ("en", "ru", "zh", "pt", "fr")
 
 MESSAGES = {
@@ -96,6 +99,7 @@ MESSAGES = {
 
 
 _language = "en"
+_tables = {}
 
 
 def set_language(lang):
@@ -110,8 +114,17 @@ def get_language():
     return _language
 
 
+def messages(lang):
+    """The message table of `lang`: English is above; the others are in locales/<lang>.json."""
+    if lang == "en":
+        return MESSAGES["en"]
+    if lang not in _tables:
+        path = Path(__file__).with_name("locales") / f"{lang}.json"
+        _tables[lang] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return _tables[lang]
+
+
 def tr(key, **values):
     """The message `key` in the current language (English where it is not translated)."""
-    table = MESSAGES.get(_language, {})
-    text = table.get(key, MESSAGES["en"][key])
+    text = messages(_language).get(key, MESSAGES["en"][key])
     return text.format(**values)
