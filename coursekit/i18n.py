@@ -100,6 +100,12 @@ MESSAGES = {
 
 _language = "en"
 _tables = {}
+_plot_labels_in_english = False
+
+# the keys that label plots (axis labels, titles, legends)
+PLOT_LABELS = {"layer", "step", "loss", "grad_norm", "grad_norm_per_layer", "activations", "gradients", "value",
+               "count", "loss_curves", "saturation", "unit", "example", "update_ratio", "healthy_level",
+               "time_step", "grad_per_step", "threshold"}
 
 
 def set_language(lang):
@@ -108,6 +114,7 @@ def set_language(lang):
         raise ValueError(f"lang must be one of {LANGUAGES}, got {lang!r}")
     global _language
     _language = lang
+    set_plot_labels_in_english(False)
 
 
 def get_language():
@@ -124,7 +131,14 @@ def messages(lang):
     return _tables[lang]
 
 
+def set_plot_labels_in_english(on):
+    """Draw plot labels in English (used when no font can draw the notebook's language)."""
+    global _plot_labels_in_english
+    _plot_labels_in_english = bool(on)
+
+
 def tr(key, **values):
     """The message `key` in the current language (English where it is not translated)."""
-    text = messages(_language).get(key, MESSAGES["en"][key])
+    english_only = _plot_labels_in_english and key in PLOT_LABELS
+    text = MESSAGES["en"][key] if english_only else messages(_language).get(key, MESSAGES["en"][key])
     return text.format(**values)

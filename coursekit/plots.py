@@ -5,15 +5,44 @@ import math
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib import font_manager
 
-from .i18n import tr
+from .i18n import set_plot_labels_in_english, tr
 
 STYLE = {"figure.figsize": (7, 3.6), "figure.dpi": 80, "axes.grid": True, "grid.alpha": 0.3,
          "axes.spines.top": False, "axes.spines.right": False}
 
 
-def use_course_style():
+# Fonts that draw Chinese characters: the course's own (PyPI noto-cjk-sans-otc), then common system fonts.
+CJK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+             "Microsoft YaHei", "PingFang SC", "Heiti SC", "SimHei", "Arial Unicode MS")
+
+
+def cjk_font():
+    """The name of an installed font that can draw Chinese, or None."""
+    try:
+        import noto_cjk_sans_otc
+
+        font_manager.fontManager.addfont(str(noto_cjk_sans_otc.FONT_PATH))
+    except (ImportError, OSError, RuntimeError):
+        pass
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def use_course_style(lang="en"):
+    """The course's plot style. For Chinese, a CJK font joins the font list (DejaVu Sans draws the
+    Latin letters, the CJK font the characters); with no CJK font anywhere, plot labels stay
+    in English, with a one-line note."""
     plt.rcParams.update(STYLE)
+    if lang == "zh":
+        font = cjk_font()
+        if font is not None:
+            plt.rcParams["font.family"] = ["DejaVu Sans", font]
+        else:
+            set_plot_labels_in_english(True)
+            print("No font for Chinese characters was found: plot labels are in English. "
+                  "Install one with: pip install noto-cjk-sans-otc")
 
 
 def _axes(ax, figsize=None):

@@ -43,7 +43,7 @@ def setup(lang="en", seed=0):
     seed = seed_everything(int(os.environ.get("COURSEKIT_SEED", seed)))
     from .plots import use_course_style
 
-    use_course_style()
+    use_course_style(lang)
     device = get_device()
     print(f"coursekit: device={device.type}, seed={seed}, torch {torch.__version__.split('+')[0]}")
     return device

@@ -57,3 +57,25 @@ def test_setup_seeds_and_reports(capsys, monkeypatch):
     assert "seed=7" in capsys.readouterr().out
     with pytest.raises(ValueError, match="seed"):
         ck.seed_everything(-1)
+
+
+def test_chinese_plot_labels_have_a_font_that_draws_them(capsys):
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    ck.setup(lang="zh")
+    import matplotlib.pyplot as plt
+
+    family = plt.rcParams["font.family"]
+    assert len(family) == 2 and family[1] in ck.plots.CJK_FONTS
+    path = font_manager.findfont(font_manager.FontProperties(family=family[1]), fallback_to_default=False)
+    assert all(FT2Font(path).get_char_index(ord(ch)) != 0 for ch in "梯度消失爆炸层")
+    plt.rcParams["font.family"] = ["sans-serif"]
+
+
+def test_no_chinese_font_falls_back_to_english_labels(monkeypatch, capsys):
+    monkeypatch.setattr(ck.plots, "cjk_font", lambda: None)
+    ck.setup(lang="zh")
+    assert "plot labels are in English" in capsys.readouterr().out
+    assert ck.tr("layer") == "layer"
+    ck.set_language("en")
