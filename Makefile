@@ -1,12 +1,13 @@
 # The course's two commands (see README.md):
 #   make lab    set everything up, then open the course in JupyterLab
 #   make test   set everything up, then run the whole test suite (what CI runs)
+#   make bench  measure the course's speed (benchmarks/run.py; BENCH_ARGS="--langs en ru" ...)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test setup clean-venv
+.PHONY: lab test bench setup clean-venv
 
 setup: $(STAMP)
 
@@ -23,6 +24,9 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -116,7 +116,7 @@ def plot_update_ratios(history, ax=None, title=None):
     healthy level -3 drawn: far below, the layer learns too slowly; far above, too fast."""
     ax = _axes(ax)
     for name, ratios in history.update_ratio.items():
-        ax.plot(ratios, label=_short(name))
+        ax.plot(history.recorded_steps, ratios, label=_short(name))
     ax.axhline(-3, color="k", ls="--", lw=1, label=tr("healthy_level"))
     ax.set(xlabel=tr("step"), ylabel="log10", title=title or tr("update_ratio"))
     ax.legend(fontsize=7, ncol=2)

@@ -22,10 +22,12 @@ class History:
 
     loss: list = field(default_factory=list)
     grad_norm: list = field(default_factory=list)  # global gradient norm, before clipping
-    weight_norm: list = field(default_factory=list)  # global norm of all weights
-    layer_grad_norms: dict = field(default_factory=dict)  # {weight name: [norm per step]}
-    update_ratio: dict = field(default_factory=dict)  # {weight name: [log10 ratio per step]}
-    act_stats: dict = field(default_factory=dict)  # {layer name: [stats per step]}
+    weight_norm: list = field(default_factory=list)  # global norm of all weights, after the step
+    # per-layer diagnostics, one entry per recorded step (every `record_every` steps):
+    recorded_steps: list = field(default_factory=list)
+    layer_grad_norms: dict = field(default_factory=dict)  # {weight name: [norm]}
+    update_ratio: dict = field(default_factory=dict)  # {weight name: [log10 ratio]}
+    act_stats: dict = field(default_factory=dict)  # {layer name: [stats]}
     diverged: bool = False
     stop_step: int = None  # the step whose loss was NaN/Inf
 
@@ -58,20 +60,22 @@ def make_optimizer(model, name="sgd", lr=0.1, momentum=0.0, weight_decay=0.0):
 
 
 def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", momentum=0.0, weight_decay=0.0,
-          clip=None, penalty=None, after_step=None, loss_fn=F.cross_entropy, monitor=True, seed=0,
-          progress=True, desc=None):
+          clip=None, penalty=None, after_step=None, loss_fn=F.cross_entropy, monitor=True, record_every=10,
+          seed=0, progress=True, desc=None):
     """Train `model` on tensors (X, y) for `steps` minibatch steps; return a History.
 
     clip: None, ("norm", max_norm) -> clip_grad_norm_, or ("value", v) -> clip_grad_value_.
     penalty(model) -> tensor: added to the loss (e.g. an L1 term written in the lesson).
     after_step(model): called after each optimizer step (e.g. a max-norm constraint).
-    monitor: record per-layer statistics at every step (activation stats, gradient norms,
-             update:data ratio); False makes each step a little cheaper.
+    monitor: record per-layer statistics (activation stats, weight-gradient norms, update:data
+             ratio) every `record_every` steps, and at step 0; loss, global gradient norm and
+             weight norm are recorded at every step in any case.
     """
     check_module("model", model)
     check_data(X, y)
     steps = check_int("steps", steps)
     batch_size = check_int("batch_size", batch_size)
+    record_every = check_int("record_every", record_every)
     _check_clip(clip)
     opt = make_optimizer(model, optimizer, lr, momentum, weight_decay)
     device = next(model.parameters()).device
@@ -90,6 +94,9 @@ def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", moment
                 order, pos = torch.randperm(len(X), generator=g), 0
             idx = order[pos:pos + batch_size]
             pos += batch_size
+            record = monitor and step % record_every == 0
+            if monitor:
+                mon.record = record
             loss = loss_fn(model(X[idx]), y[idx])
             if penalty is not None:
                 loss = loss + penalty(model)
@@ -102,23 +109,23 @@ def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", moment
             loss.backward()
             history.loss.append(value)
             history.grad_norm.append(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]).item())
-            if monitor:
+            if record:
+                history.recorded_steps.append(step)
                 for name, p in weights:
                     history.layer_grad_norms.setdefault(name, []).append(p.grad.norm().item() if p.grad is not None else 0.0)
             if clip is not None and clip[0] == "norm":
                 torch.nn.utils.clip_grad_norm_(params, clip[1])
             elif clip is not None:
                 torch.nn.utils.clip_grad_value_(params, clip[1])
-            if monitor:
+            if record:
                 mon.before_step()
             opt.step()
             if after_step is not None:
                 with torch.no_grad():
                     after_step(model)
-            if monitor:
+            if record:
                 mon.after_step()
-            with torch.no_grad():
-                history.weight_norm.append(torch.sqrt(sum((p * p).sum() for _, p in weights)).item())
+            history.weight_norm.append(torch.nn.utils.get_total_norm([p.detach() for _, p in weights]).item())
             if progress and step % 20 == 0:
                 bar.set_postfix(loss=f"{value:.3g}", refresh=False)
     finally:

@@ -12,13 +12,13 @@ matplotlib.use("Agg")
 def test_training_learns_and_records(fashion):
     X, y, Xt, yt = fashion
     model = ck.mlp(depth=2, width=32)
-    h = ck.train(model, X, y, steps=150, lr=0.1, progress=False)
-    assert len(h.loss) == 150 and not h.diverged
+    h = ck.train(model, X, y, steps=150, lr=0.1, progress=False, record_every=10)
+    assert len(h.loss) == 150 and not h.diverged and h.recorded_steps == list(range(0, 150, 10))
     assert sum(h.loss[-20:]) / 20 < 0.6 * h.loss[0]
     assert ck.evaluate(model, Xt, yt) > 0.6
     assert set(h.layer_grad_norms) == {"blocks.0.linear.weight", "blocks.1.linear.weight", "head.weight"}
-    assert all(len(v) == 150 for v in h.update_ratio.values())
-    assert len(h.act_stats["blocks.0.act"]) == 150 and len(h.grad_norm) == len(h.weight_norm) == 150
+    assert all(len(v) == 15 for v in h.update_ratio.values())
+    assert len(h.act_stats["blocks.0.act"]) == 15 and len(h.grad_norm) == len(h.weight_norm) == 150
     assert all(not m._forward_hooks for m in model.modules())
 
 
@@ -53,7 +53,7 @@ def test_penalty_and_after_step_hooks(fashion):
 @pytest.mark.parametrize("kwargs, name", [
     ({"steps": 0}, "steps"), ({"lr": 0}, "lr"), ({"lr": -1}, "lr"), ({"batch_size": 0}, "batch_size"),
     ({"optimizer": "rmsprop"}, "optimizer"), ({"clip": ("norm", -1)}, "clip"), ({"clip": 5}, "clip"),
-    ({"weight_decay": -0.1}, "weight_decay"), ({"momentum": -1}, "momentum"),
+    ({"weight_decay": -0.1}, "weight_decay"), ({"momentum": -1}, "momentum"), ({"record_every": 0}, "record_every"),
 ])
 def test_train_bad_arguments(kwargs, name):
     X, y = torch.randn(8, 784), torch.zeros(8, dtype=torch.long)

@@ -1,0 +1,185 @@
+"""The course's speed, measured: run with `make bench` (or .venv/bin/python benchmarks/run.py).
+
+Prints a table and writes benchmarks/results/bench.json (git-ignored). Each number is the median of
+several runs on this machine. Targets (see README, Measurements):
+  lesson, clean kernel, Restart & Run All  <= 30 s      whole test suite                  <= 10 min
+  coursekit loop vs seed 002's loop        >= 5x        diagnostics overhead per step     <= 15 %
+  explorer update                          <= 300 ms    peak memory of a lesson kernel    (reported)
+"""
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+PY = sys.executable
+JUPYTER = str(Path(PY).with_name("jupyter"))
+
+
+def run_notebook(path):
+    """Restart & Run All from a clean kernel (kernel start included): seconds, peak kernel RSS in MB."""
+    start = time.perf_counter()
+    subprocess.run([JUPYTER, "nbconvert", "--to", "notebook", "--execute", "--stdout", str(path)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # largest child so far (Linux: KiB)
+    return seconds, peak_mb
+
+
+def bench_notebooks(langs, repeat):
+    rows = {}
+    for lang in langs:
+        for path in sorted((ROOT / "notebooks" / lang).glob("*.ipynb")):
+            runs = [run_notebook(path) for _ in range(repeat)]
+            rows[f"{lang}/{path.name}"] = {"median_s": statistics.median(r[0] for r in runs),
+                                           "max_s": max(r[0] for r in runs), "peak_rss_mb_so_far": runs[-1][1]}
+            print(f"  {lang}/{path.name:34s} {rows[f'{lang}/{path.name}']['median_s']:6.1f} s", flush=True)
+    return rows
+
+
+def bench_test_suite():
+    start = time.perf_counter()
+    done = subprocess.run([PY, "-m", "pytest", "-q", "-p", "no:randomly"], cwd=ROOT, capture_output=True, text=True)
+    return {"seconds": time.perf_counter() - start, "exit_code": done.returncode,
+            "summary": done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""}
+
+
+class SeedMLP(nn.Module):
+    """Seed 002's model: 784 -> 128 (tanh) -> 10, parameters N(0, 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(784, 128), nn.Linear(128, 10)
+
+    def forward(self, x):
+        return self.l2(torch.tanh(self.l1(x.flatten(1))))
+
+
+def seed_002_loop(steps, batch_size, lr=0.1):
+    """Seed 002's loop: a DataLoader over torchvision's dataset, ToTensor on every item, manual SGD."""
+    import torchvision
+    from torch.utils.data import DataLoader
+
+    import coursekit as ck
+
+    root = ck.ensure_files("fashion_mnist")
+    dataset = torchvision.datasets.FashionMNIST(root, train=True, download=False,
+                                                transform=torchvision.transforms.ToTensor())
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
+    torch.manual_seed(0)
+    model = SeedMLP()
+    start = time.perf_counter()
+    step = 0
+    while step < steps:
+        for x, y in loader:
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            with torch.no_grad():
+                for p in model.parameters():
+                    p -= lr * p.grad
+                    p.grad = None
+            loss.item()
+            step += 1
+            if step == steps:
+                break
+    return time.perf_counter() - start
+
+
+def coursekit_loop(steps, batch_size, monitor=True, lr=0.1):
+    import coursekit as ck
+
+    X, y, _, _ = ck.load_data(n_train=None, n_test=100)
+    torch.manual_seed(0)
+    model = SeedMLP()
+    start = time.perf_counter()
+    ck.train(model, X, y, steps=steps, lr=lr, batch_size=batch_size, monitor=monitor, progress=False)
+    return time.perf_counter() - start
+
+
+def bench_loops(repeat, steps=1000, batch_size=32):
+    seed = statistics.median(seed_002_loop(steps, batch_size) for _ in range(repeat))
+    ours = statistics.median(coursekit_loop(steps, batch_size) for _ in range(repeat))
+    return {"steps": steps, "batch_size": batch_size, "seed_002_s": seed, "coursekit_s": ours, "speedup": seed / ours}
+
+
+def bench_hooks(repeat, steps=500):
+    """Cost of the diagnostics: ck.train with monitor=True vs False, on lesson 01's 20-layer net."""
+    import coursekit as ck
+
+    X, y, _, _ = ck.load_data(n_train=10000, n_test=100)
+
+    def once(monitor):
+        torch.manual_seed(0)
+        model = ck.mlp(depth=20, width=64, activation="tanh", init="xavier")
+        start = time.perf_counter()
+        ck.train(model, X, y, steps=steps, monitor=monitor, progress=False)
+        return time.perf_counter() - start
+
+    plain = statistics.median(once(False) for _ in range(repeat))
+    watched = statistics.median(once(True) for _ in range(repeat))
+    return {"steps": steps, "plain_s": plain, "monitored_s": watched, "overhead": watched / plain - 1}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the median is kept)")
+    parser.add_argument("--langs", nargs="+", default=["en"], help="notebook languages to time (all: en ru zh pt fr)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["notebooks", "suite", "loops", "hooks", "widgets"])
+    args = parser.parse_args(argv)
+    torch.set_num_threads(torch.get_num_threads())
+    results = {"machine": {"cpu_count": __import__("os").cpu_count(), "platform": platform.platform(),
+                           "python": platform.python_version(), "torch": torch.__version__},
+               "repeat": args.repeat}
+    if "loops" not in args.skip:
+        print("training loop: coursekit vs seed 002 ...", flush=True)
+        results["loops"] = bench_loops(args.repeat)
+    if "hooks" not in args.skip:
+        print("diagnostics overhead ...", flush=True)
+        results["hooks"] = bench_hooks(args.repeat)
+    if "widgets" not in args.skip and (ROOT / "benchmarks" / "widget_latency.py").exists():
+        print("explorer latency ...", flush=True)
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import widget_latency
+
+        results["widgets"] = widget_latency.measure()
+    if "notebooks" not in args.skip:
+        print("notebooks, clean kernel each ...", flush=True)
+        results["notebooks"] = bench_notebooks(args.langs, args.repeat)
+        results["peak_kernel_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if "suite" not in args.skip:
+        print("whole test suite ...", flush=True)
+        results["suite"] = bench_test_suite()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bench.json").write_text(json.dumps(results, indent=1))
+    print_table(results)
+
+
+def print_table(r):
+    print(f"\n{'measurement':44s} {'value':>14s}  target")
+    if "loops" in r:
+        print(f"{'loop speed-up vs seed 002 (1000 steps, B=32)':44s} {r['loops']['speedup']:13.1f}x  >= 5x")
+    if "hooks" in r:
+        print(f"{'diagnostics overhead per step':44s} {100 * r['hooks']['overhead']:12.0f} %  <= 15 %")
+    for name, w in r.get("widgets", {}).items():
+        print(f"{'explorer ' + name + ' update (median)':44s} {w['median_ms']:11.0f} ms  <= 300 ms")
+    for name, n in r.get("notebooks", {}).items():
+        print(f"{name:44s} {n['median_s']:12.1f} s  <= 30 s")
+    if "peak_kernel_rss_mb" in r:
+        print(f"{'peak memory of a lesson kernel':44s} {r['peak_kernel_rss_mb']:11.0f} MB")
+    if "suite" in r:
+        print(f"{'whole test suite':44s} {r['suite']['seconds']:12.0f} s  <= 600 s   ({r['suite']['summary']})")
+
+
+if __name__ == "__main__":
+    main()
