@@ -1,13 +1,14 @@
 # The course's two commands (see README.md):
 #   make lab    set everything up, then open the course in JupyterLab
 #   make test   set everything up, then run the whole test suite (what CI runs)
+#   make slides export every lesson as a reveal.js deck into build/slides/
 #   make bench  measure the course's speed (benchmarks/run.py; BENCH_ARGS="--langs en ru" ...)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test bench setup clean-venv
+.PHONY: lab test bench slides setup clean-venv
 
 setup: $(STAMP)
 
@@ -24,6 +25,12 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+slides: $(STAMP)
+	for lang in $$(ls notebooks); do \
+	  $(BIN)/jupyter nbconvert --to slides --log-level=WARN --output-dir build/slides/$$lang notebooks/$$lang/*.ipynb || exit 1; \
+	done
+	@echo "decks in build/slides/<lang>/*.slides.html (reveal.js is loaded from a CDN when you open them)"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

@@ -57,6 +57,7 @@ def sync_one(en_path, lang):
                 new.outputs, new.execution_count = previous.outputs, previous.execution_count
         elif previous is not None and previous.cell_type == "markdown" and "i18n" in previous.metadata:
             new = previous  # keep the translation, even if stale: `report` says so
+            new.metadata = {**cell.metadata, "i18n": previous.metadata["i18n"]}
         else:
             new = nbformat.v4.new_markdown_cell(cell.source)  # English placeholder: untranslated
         new["id"] = cell.get("id")
