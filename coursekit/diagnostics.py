@@ -13,7 +13,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .i18n import tr
-from .validate import check_data, check_module, check_positive
+from .validate import check_data, check_module, check_positive, first_forward
 
 ACTIVATION_TYPES = (nn.Sigmoid, nn.Tanh, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Softplus)
 LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.RNNBase)
@@ -133,7 +133,7 @@ def diagnose(model, X, y, loss_fn=F.cross_entropy):
     check_module("model", model)
     check_data(X, y)
     model.zero_grad(set_to_none=True)
-    loss_fn(model(X), y).backward()
+    first_forward(model, loss_fn, X, y).backward()
     result = verdict(weight_grad_norms(model))
     model.zero_grad(set_to_none=True)
     return result

@@ -24,6 +24,7 @@ MESSAGES = {
         "no_layers": "found no layers to watch in {model}: the model needs Linear, Conv, RNN/LSTM/GRU or activation layers",
         "no_params": "{model} has no parameters with gradients: call loss.backward() first, or check requires_grad",
         "no_grad_yet": "no gradients recorded yet: run a forward and a backward pass first",
+        "model_data_mismatch": "the model cannot be trained on X of shape {shape} with labels y of shape {y_shape}: {error}",
         "clip_format": "clip must be None, ('norm', max_norm) or ('value', clip_value), got {value!r}",
         # data
         "data_missing": (

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from .diagnostics import Monitor, weight_parameters
 from .i18n import tr
-from .validate import check_choice, check_data, check_int, check_module, check_nonnegative, check_positive
+from .validate import check_choice, check_data, check_int, check_module, check_nonnegative, check_positive, first_forward
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -82,6 +82,7 @@ def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", moment
     X, y = X.to(device), y.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     weights = weight_parameters(model)
+    first_forward(model, loss_fn, X[:2], y[:2])
     mon = Monitor(model) if monitor else None
     history = History()
     g = torch.Generator().manual_seed(seed)

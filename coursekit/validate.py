@@ -47,3 +47,13 @@ def check_data(X, y):
             raise ValueError(tr("empty_data", name=name))
     if len(X) != len(y):
         raise ValueError(tr("shape_mismatch", nx=len(X), ny=len(y)))
+
+
+def first_forward(model, loss_fn, X, y):
+    """The loss of the model on a few examples, or a clear error when model and data do not fit
+    together (wrong number of features, labels out of range, ...), instead of a crash deep in torch."""
+    try:
+        return loss_fn(model(X), y)
+    except (RuntimeError, IndexError, ValueError, TypeError) as error:
+        message = str(error).strip().splitlines()[0]
+        raise ValueError(tr("model_data_mismatch", shape=tuple(X.shape), y_shape=tuple(y.shape), error=message)) from None
