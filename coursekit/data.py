@@ -21,6 +21,7 @@ import torch
 import torchvision
 
 from .i18n import tr
+from .runtime import get_device
 from .validate import check_choice, check_int
 
 DATASETS = {
@@ -99,8 +100,10 @@ def _load_split(root, dataset, train):
     return ds.data, ds.targets
 
 
-def load_data(dataset="fashion_mnist", n_train=10000, n_test=2000, flatten=True, normalize=True, root=None, seed=0):
-    """Load a dataset as tensors: X_train, y_train, X_test, y_test.
+def load_data(dataset="fashion_mnist", n_train=10000, n_test=2000, flatten=True, normalize=True, root=None, seed=0,
+              device=None):
+    """Load a dataset as tensors: X_train, y_train, X_test, y_test, on `device` (default: the GPU
+    when there is one, else the CPU).
 
     n_train / n_test pick a random (seeded) subset so a lesson stays fast; None keeps all.
     normalize: x = (pixel/255 - mean) / std with the training set's mean and std.
@@ -124,7 +127,8 @@ def load_data(dataset="fashion_mnist", n_train=10000, n_test=2000, flatten=True,
         if flatten:
             X = X.flatten(1)
         out += [X, labels.clone()]
-    return tuple(out)
+    device = device or get_device()
+    return tuple(t.to(device) for t in out)
 
 
 def class_names(dataset="fashion_mnist"):

@@ -127,12 +127,18 @@ def verdict(norms, vanish_ratio=1e-2, explode_ratio=1e2, explode_norm=1e3, vanis
     return Verdict("healthy", norms, ratio, tr("verdict_healthy", low=min(values), high=max(values), ratio=ratio))
 
 
+def _on_model_device(model, *tensors):
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    return [t.to(device) for t in tensors]
+
+
 def diagnose(model, X, y, loss_fn=F.cross_entropy):
     """One forward and backward pass on (X, y), then the verdict. The model's gradients are
     cleared afterwards, so diagnosing leaves no trace on it."""
     check_module("model", model)
     check_data(X, y)
     model.zero_grad(set_to_none=True)
+    X, y = _on_model_device(model, X, y)
     first_forward(model, loss_fn, X, y).backward()
     result = verdict(weight_grad_norms(model))
     model.zero_grad(set_to_none=True)
@@ -144,6 +150,7 @@ def time_step_grad_norms(model, x, y, loss_fn=F.cross_entropy):
     how much of the gradient reaches step t, going back from the end."""
     check_module("model", model)
     check_data(x, y)
+    x, y = _on_model_device(model, x, y)
     x = x.detach().clone().requires_grad_(True)
     model.zero_grad(set_to_none=True)
     loss_fn(model(x), y).backward()

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .i18n import tr
+from .runtime import get_device
 from .validate import check_choice, check_int, check_module, check_positive
 
 ACTIVATIONS = {
@@ -101,8 +102,8 @@ class MLP(nn.Module):
 
 def mlp(depth=4, width=64, activation="relu", init="default", std=None, norm=None, residual=False,
         in_features=784, out_features=10):
-    """Build an MLP: see `MLP`. Example: mlp(depth=20, activation="tanh", init="normal", std=1.0)."""
-    return MLP(depth, width, activation, init, std, norm, residual, in_features, out_features)
+    """Build an MLP (see `MLP`) on the course's device. Example: mlp(depth=20, activation="tanh", init="normal", std=1.0)."""
+    return MLP(depth, width, activation, init, std, norm, residual, in_features, out_features).to(get_device())
 
 
 class SequenceClassifier(nn.Module):
@@ -132,8 +133,8 @@ class SequenceClassifier(nn.Module):
 
 
 def rnn_classifier(cell="rnn", hidden=32, input_size=1, num_classes=2, nonlinearity="tanh", recurrent_scale=None):
-    """Build a SequenceClassifier. Example: rnn_classifier("lstm", hidden=32)."""
-    return SequenceClassifier(cell, hidden, input_size, num_classes, nonlinearity, recurrent_scale)
+    """Build a SequenceClassifier on the course's device. Example: rnn_classifier("lstm", hidden=32)."""
+    return SequenceClassifier(cell, hidden, input_size, num_classes, nonlinearity, recurrent_scale).to(get_device())
 
 
 def make_sequence_task(n=1000, length=50, seed=0):
@@ -144,4 +145,4 @@ def make_sequence_task(n=1000, length=50, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, length, 1, generator=g)
     y = (x[:, 0, 0] > 0).long()
-    return x, y
+    return x.to(get_device()), y.to(get_device())

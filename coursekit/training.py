@@ -77,10 +77,12 @@ def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", moment
     batch_size = check_int("batch_size", batch_size)
     record_every = check_int("record_every", record_every)
     _check_clip(clip)
-    opt = make_optimizer(model, optimizer, lr, momentum, weight_decay)
-    device = next(model.parameters()).device
-    X, y = X.to(device), y.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(tr("no_params", model=type(model).__name__))
+    opt = make_optimizer(model, optimizer, lr, momentum, weight_decay)
+    device = params[0].device
+    X, y = X.to(device), y.to(device)
     weights = weight_parameters(model)
     first_forward(model, loss_fn, X[:2], y[:2])
     mon = Monitor(model) if monitor else None

@@ -131,6 +131,9 @@ def test_model_without_parameters_or_gradients():
         p.requires_grad_(False)
     raises_naming("no parameters with gradients", ck.weight_grad_norms, frozen)
     raises_naming("no layers", ck.Monitor, torch.nn.Sequential())
+    X, y = torch.randn(4, 784), torch.zeros(4, dtype=torch.long)
+    raises_naming("no parameters with gradients", ck.train, torch.nn.Flatten(), X, y)
+    raises_naming("no parameters with gradients", ck.train, frozen, X, y)
 
 
 @FAST
