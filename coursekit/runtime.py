@@ -11,8 +11,12 @@ from .validate import check_int
 
 
 def get_device():
-    """CUDA when a GPU is present, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when a GPU is present, else the CPU; the environment variable COURSEKIT_DEVICE=cpu
+    (or cuda) overrides the choice."""
+    choice = os.environ.get("COURSEKIT_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
+    if choice not in ("cpu", "cuda") or (choice == "cuda" and not torch.cuda.is_available()):
+        raise ValueError(f"COURSEKIT_DEVICE must be 'cpu' or 'cuda' (with a GPU present), got {choice!r}")
+    return torch.device(choice)
 
 
 _seed = 0

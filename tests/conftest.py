@@ -1,10 +1,15 @@
 import gzip
+import os
 import struct
 
 import pytest
 import torch
 
 import coursekit as ck
+
+# The unit tests build models and tensors side by side, on the CPU. (The lessons themselves run on
+# a GPU when there is one: see the README, "GPU".)
+os.environ.setdefault("COURSEKIT_DEVICE", "cpu")
 
 
 @pytest.fixture(autouse=True)

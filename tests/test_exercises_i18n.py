@@ -79,3 +79,11 @@ def test_no_chinese_font_falls_back_to_english_labels(monkeypatch, capsys):
     assert "plot labels are in English" in capsys.readouterr().out
     assert ck.tr("layer") == "layer"
     ck.set_language("en")
+
+
+def test_device_choice(monkeypatch):
+    monkeypatch.setenv("COURSEKIT_DEVICE", "cpu")
+    assert ck.get_device().type == "cpu"
+    monkeypatch.setenv("COURSEKIT_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="COURSEKIT_DEVICE"):
+        ck.get_device()
