@@ -11,8 +11,8 @@ set to the notebook's language.
 
 A translated markdown cell remembers which English text it translates (a hash in its metadata).
 When the English cell changes, `sync` keeps the old translation but `report` lists it as stale.
-Cells are matched by their id, so edit the English notebooks in place (nbformat keeps ids);
-after `sync`, re-execute the changed notebooks (see README).
+Cells are matched by their id (or, for prose, by the English text they translate, so a rebuilt
+English notebook keeps its translations); after `sync`, re-execute the changed notebooks (README).
 """
 
 import argparse
@@ -47,9 +47,12 @@ def sync_one(en_path, lang):
     path = ROOT / lang / en_path.name
     old = nbformat.read(path, as_version=4) if path.exists() else nbformat.v4.new_notebook()
     old_cells = {c.get("id"): c for c in old.cells}
+    by_source = {c.metadata["i18n"]["source"]: c for c in old.cells if "i18n" in c.metadata}
     cells = []
     for cell in en.cells:
         previous = old_cells.get(cell.get("id"))
+        if cell.cell_type == "markdown" and (previous is None or previous.cell_type != "markdown"):
+            previous = by_source.get(source_hash(cell.source))  # the same English text under a new id
         if cell.cell_type == "code":
             new = nbformat.v4.new_code_cell(localise_code(cell.source, lang))
             new.metadata = dict(cell.metadata)
