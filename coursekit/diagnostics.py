@@ -34,7 +34,9 @@ def activation_stats(h, kind):
     """Statistics of one layer's outputs h (samples x units).
 
     saturated: fraction of values in the flat tails (tanh, sigmoid, tanh RNNs), else None.
-    dead: fraction of units that are exactly 0 for every sample of the batch (ReLU), else None.
+    dead: fraction of units that are exactly 0 for every sample of the batch (ReLU); for LeakyReLU,
+          the fraction of units that are negative for every sample (dead under a ReLU; a LeakyReLU
+          still passes them slope x the gradient, so they can come back); else None.
     near_zero: fraction of values with |h| < 0.01.
     """
     h = h.detach().float()
@@ -46,6 +48,8 @@ def activation_stats(h, kind):
         stats["saturated"] = ((h < 1 - SATURATION) | (h > SATURATION)).float().mean().item()
     elif kind == "relu":
         stats["dead"] = (h == 0).all(dim=0).float().mean().item()
+    elif kind == "leaky_relu":
+        stats["dead"] = (h < 0).all(dim=0).float().mean().item()
     return stats
 
 
@@ -58,6 +62,8 @@ def _kind(module):
         return "sigmoid"
     if isinstance(module, nn.ReLU) or (isinstance(module, nn.RNN) and module.nonlinearity == "relu"):
         return "relu"
+    if isinstance(module, nn.LeakyReLU):
+        return "leaky_relu"
     return "other"
 
 

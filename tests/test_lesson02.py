@@ -1,0 +1,224 @@
+"""Lesson 02 (vanishing gradients): the phenomena the notebook shows, with the notebook's own
+configurations, checked for two seeds."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import coursekit as ck
+
+SEEDS = (0, 1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """The lesson's data: 10 000 training and 2 000 test images, and its batch of 512."""
+    X_train, y_train, X_test, y_test = ck.load_data("fashion_mnist", n_train=10000, n_test=2000)
+    return X_train, y_train, X_test, y_test, (X_train[:512], y_train[:512])
+
+
+def sigmoid_net(seed, init="normal", depth=4, **options):
+    torch.manual_seed(seed)
+    return ck.mlp(depth=depth, width=64, activation="sigmoid", init=init, std=1.0 if init == "normal" else None, **options)
+
+
+def deep_net(seed, activation="sigmoid", init="xavier", **options):
+    torch.manual_seed(seed)
+    return ck.mlp(depth=8, width=64, activation=activation, init=init, **options)
+
+
+REMEDIES = {
+    "ReLU": dict(activation="relu"),
+    "LeakyReLU": dict(activation="leaky_relu"),
+    "ELU": dict(activation="elu"),
+    "GELU": dict(activation="gelu"),
+    "sigmoid + skip": dict(residual=True),
+    "sigmoid + BatchNorm": dict(norm="batch"),
+    "ReLU + Kaiming": dict(activation="relu", init="kaiming"),
+}
+
+
+def grad_spread(model, X, y):
+    model.zero_grad()
+    F.cross_entropy(model(X), y).backward()
+    return [p.grad.std().item() for _, p in ck.weight_parameters(model)]
+
+
+def test_hand_written_derivatives_match_autograd():
+    z = torch.linspace(-8, 8, 1601, dtype=torch.float64, requires_grad=True)
+    s, t = torch.sigmoid(z), torch.tanh(z)
+    d_sigmoid = torch.autograd.grad(s.sum(), z)[0]
+    d_tanh = torch.autograd.grad(t.sum(), z)[0]
+    assert torch.allclose(s * (1 - s), d_sigmoid, atol=1e-12)
+    assert torch.allclose(1 - t ** 2, d_tanh, atol=1e-12)
+    assert d_sigmoid.max().item() == pytest.approx(0.25) and d_tanh.max().item() == pytest.approx(1.0)
+
+
+def test_large_weights_do_not_rescue_a_sigmoid_unit():
+    x = torch.linspace(-10, 10, 200_001, dtype=torch.float64)
+    density = torch.exp(-x ** 2 / 2) / math.sqrt(2 * math.pi)
+    factors = []
+    for w in torch.logspace(-1, 2, 31, dtype=torch.float64):
+        s = torch.sigmoid(w * x)
+        factors.append(torch.trapezoid(w * s * (1 - s) * density, x).item())
+    assert max(factors) < 1 / math.sqrt(2 * math.pi) < 0.4
+    assert factors == sorted(factors)  # it creeps up to phi(0) and never beyond
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_seed003_layer1_gradient_is_the_narrowest(data, seed):
+    batch = data[4]
+    spread = grad_spread(sigmoid_net(seed), *batch)
+    assert min(spread[:4]) == spread[0]
+    assert spread[0] < spread[-1] / 10
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_seed003_early_layers_barely_move(data, seed):
+    X_train, y_train, _, _, batch = data
+    net = sigmoid_net(seed)
+    start = {n: p.detach().clone() for n, p in ck.weight_parameters(net)}
+    ck.train(net, X_train, y_train, steps=500, lr=0.1, progress=False, monitor=False)
+    change = {n: ((p.detach() - start[n]).norm() / start[n].norm()).item() for n, p in ck.weight_parameters(net)}
+    assert change["blocks.0.linear.weight"] < change["head.weight"] / 5
+    spread = grad_spread(net, *batch)
+    assert min(spread[:4]) == spread[0]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_saturation_with_large_weights_and_none_with_xavier(data, seed):
+    X = data[0][:512]
+    for init, saturated in (("normal", lambda s: s > 0.5), ("xavier", lambda s: s < 0.05)):
+        model = sigmoid_net(seed, init)
+        with ck.Monitor(model) as monitor:
+            model(X)
+        assert saturated(monitor.stats["blocks.0.act"][-1]["saturated"])
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_deep_sigmoid_vanishes_and_the_remedies_do_not(data, seed):
+    batch = data[4]
+    failing = ck.diagnose(deep_net(seed), *batch)
+    assert failing.kind == "vanishing" and failing.ratio < 1e-2
+    for name, options in REMEDIES.items():
+        v = ck.diagnose(deep_net(seed, **options), *batch)
+        assert v.kind != "vanishing" and v.ratio > 1e-2, (name, v)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_remedies_train_better_than_the_sigmoid_net(data, seed):
+    X_train, y_train, X_test, y_test, _ = data
+    accuracy = {}
+    for name, options in {"sigmoid": {}, "ReLU": REMEDIES["ReLU"], "sigmoid + skip": REMEDIES["sigmoid + skip"]}.items():
+        model = deep_net(seed, **options)
+        ck.train(model, X_train, y_train, steps=400, lr=0.1, progress=False, monitor=False)
+        accuracy[name] = ck.evaluate(model, X_test, y_test)
+    assert accuracy["sigmoid"] < 0.2
+    assert accuracy["ReLU"] > 0.6 and accuracy["sigmoid + skip"] > 0.6
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_depth_alone_shrinks_the_gradient(data, seed):
+    batch = data[4]
+    for activation in ("identity", "relu"):
+        ratios = []
+        for depth in (2, 32):
+            torch.manual_seed(seed)
+            ratios.append(ck.diagnose(ck.mlp(depth=depth, width=64, activation=activation), *batch).ratio)
+        assert ratios[0] > 0.1 and ratios[1] < 1e-3, (activation, ratios)
+
+
+def stack_jacobian(blocks, x, residual):
+    J = torch.eye(len(x))
+    for block in blocks:
+        s = torch.sigmoid(block.linear(x))
+        J_block = (s * (1 - s))[:, None] * block.linear.weight
+        J = (torch.eye(len(x)) + J_block if residual else J_block) @ J
+        x = x + s if residual else s
+    return J
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_skip_connections_keep_the_jacobian(seed):
+    norms = {}
+    for residual in (False, True):
+        torch.manual_seed(seed)
+        stack = ck.mlp(depth=20, width=16, activation="sigmoid", init="xavier", residual=residual, in_features=16).blocks
+        x0 = torch.randn(16)
+        with torch.no_grad():
+            by_hand = stack_jacobian(stack, x0, residual)
+        by_autograd = torch.autograd.functional.jacobian(lambda v: stack(v[None])[0], x0)
+        assert (by_hand - by_autograd).norm() / by_autograd.norm() < 1e-5
+        norms[residual] = by_autograd.norm().item()
+    assert norms[False] < 1e-6 and norms[True] > 0.1
+
+
+def shifted_net(seed, activation, shift=-2.0):
+    torch.manual_seed(seed)
+    model = ck.mlp(depth=4, width=64, activation=activation, init="kaiming")
+    with torch.no_grad():
+        for block in model.blocks:
+            block.linear.bias.fill_(shift)
+    return model
+
+
+def dead_fraction(history):
+    layers = list(history.act_stats.values())
+    return [sum(layer[i]["dead"] for layer in layers) / len(layers) for i in range(len(history.recorded_steps))]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_dead_relus_stay_dead_and_leaky_relus_come_back(data, seed):
+    X_train, y_train, X_test, y_test, _ = data
+    dead, accuracy = {}, {}
+    for activation in ("relu", "leaky_relu"):
+        model = shifted_net(seed, activation)
+        history = ck.train(model, X_train, y_train, steps=400, lr=1e-3, optimizer="adam", progress=False)
+        dead[activation], accuracy[activation] = dead_fraction(history), ck.evaluate(model, X_test, y_test)
+    assert min(dead["relu"]) > 0.5 and accuracy["relu"] < 0.2
+    assert dead["leaky_relu"][-1] < dead["leaky_relu"][0] / 2 and accuracy["leaky_relu"] > 0.6
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_recurrence_vanishes_unless_the_gate_is_open(seed):
+    hidden = 32
+    x, y = ck.make_sequence_task(n=256, length=50, seed=seed)
+
+    def open_gate(model, bias=3.0):
+        with torch.no_grad():
+            model.rnn.bias_ih_l0[hidden:2 * hidden] = bias
+            model.rnn.bias_hh_l0[hidden:2 * hidden] = 0.0
+        return model
+
+    torch.manual_seed(seed)
+    models = {"rnn": ck.rnn_classifier("rnn", hidden=hidden), "lstm": ck.rnn_classifier("lstm", hidden=hidden),
+              "gru": ck.rnn_classifier("gru", hidden=hidden),
+              "lstm open": open_gate(ck.rnn_classifier("lstm", hidden=hidden))}
+    ratio = {}
+    for name, model in models.items():
+        g = ck.time_step_grad_norms(model, x, y)
+        ratio[name] = (g[0] / g[-1]).item()
+    assert ratio["rnn"] < 1e-6 and ratio["lstm"] < 1e-4 and ratio["gru"] < 1e-4
+    assert ratio["lstm open"] > 1e-2
+
+
+# coursekit: the LeakyReLU statistic the lesson added to diagnostics
+
+def test_leaky_relu_dead_stat_counts_units_negative_for_every_example():
+    h = torch.tensor([[-0.01, 0.5, -0.02], [-0.03, -0.1, 0.0], [-0.02, 0.2, 1.0]])
+    stats = ck.activation_stats(h, "leaky_relu")
+    assert stats["dead"] == pytest.approx(1 / 3)  # only unit 0 is negative for every example
+    assert stats["saturated"] is None
+
+
+def test_monitor_reports_dead_units_for_leaky_relu():
+    model = nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU())
+    with torch.no_grad():
+        model[0].bias.copy_(torch.tensor([-100.0, -100.0, 100.0, 100.0]))
+    with ck.Monitor(model) as monitor:
+        model(torch.randn(16, 3))
+    assert monitor.stats["1"][-1]["dead"] == 0.5
+    assert "50.0%" in monitor.table()
