@@ -49,5 +49,9 @@ def setup(lang="en", seed=0):
 
     use_course_style(lang)
     device = get_device()
+    if device.type == "cpu":
+        # The lessons' models are small: one thread is as fast as several, and it does not
+        # slow to a crawl when another program (or a second kernel) shares the cores.
+        torch.set_num_threads(1)
     print(f"coursekit: device={device.type}, seed={seed}, torch {torch.__version__.split('+')[0]}")
     return device
