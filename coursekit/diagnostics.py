@@ -226,7 +226,7 @@ class Monitor:
     def table(self):
         """The latest statistics per watched layer, as rows of text (print it before plotting)."""
         pct = lambda v: "   -  " if v is None else f"{100 * v:5.1f}%"
-        rows = [f"{'layer':<16}{'mean':>8}{'std':>8}{'saturated':>11}{'dead':>8}{'near 0':>8}"]
+        rows = [f"{tr('layer'):<16}{tr('mean'):>8}{'std':>8}{tr('saturated'):>11}{tr('dead'):>8}{tr('near_zero'):>8}"]
         for name, history in self.stats.items():
             s = history[-1]
             rows.append(f"{name:<16}{s['mean']:8.3f}{s['std']:8.3f}{pct(s['saturated']):>11}{pct(s['dead']):>8}{pct(s['near_zero']):>8}")

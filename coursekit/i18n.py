@@ -144,6 +144,9 @@ MESSAGES = {
         "nan_at_step": "NaN at step {step}",
         "finite": "finite",
         "mean": "mean",
+        "saturated": "saturated",
+        "dead": "dead",
+        "near_zero": "near 0",
         "spread": "std over batches",
     },
 }

@@ -85,15 +85,18 @@ def plot_losses(histories, ax=None, log=True, title=None):
     return ax
 
 
-def plot_histograms(tensors, title=None, bins=60, log=False, figsize=None):
+def plot_histograms(tensors, title=None, bins=60, log=False, figsize=None, xlim=None):
     """One histogram per layer, in a row: `tensors` is {layer: tensor} (activations from
-    Monitor.last, or gradients {name: p.grad}). The legend gives mean and std."""
+    Monitor.last, or gradients {name: p.grad}). The legend gives mean and std.
+    xlim=(low, high) gives every panel the same x range, so their widths can be compared."""
     n = len(tensors)
     fig, axes = plt.subplots(1, n, figsize=figsize or (min(2.6 * n, 15), 2.6), sharey=False, squeeze=False)
     for ax, (name, t) in zip(axes[0], tensors.items()):
         t = t.detach().flatten().float().cpu()
         t = t[torch.isfinite(t)]
-        ax.hist(t.numpy(), bins=bins, color="C0", log=log)
+        ax.hist(t.numpy(), bins=bins, color="C0", log=log, range=xlim)
+        if xlim is not None:
+            ax.set_xlim(*xlim)
         ax.set_title(f"{_short(name)}\nμ={t.mean():.2g} σ={t.std():.2g}", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.suptitle(title or "", fontsize=10)
@@ -115,8 +118,9 @@ def plot_update_ratios(history, ax=None, title=None):
     """log10(std(update)/std(weight)) per weight over the steps (Karpathy's plot), with the
     healthy level -3 drawn: far below, the layer learns too slowly; far above, too fast."""
     ax = _axes(ax)
-    for name, ratios in history.update_ratio.items():
-        ax.plot(history.recorded_steps, ratios, label=_short(name))
+    colors = plt.cm.tab20.colors if len(history.update_ratio) > 10 else [f"C{i}" for i in range(10)]
+    for i, (name, ratios) in enumerate(history.update_ratio.items()):
+        ax.plot(history.recorded_steps, ratios, label=_short(name), color=colors[i % len(colors)])
     ax.axhline(-3, color="k", ls="--", lw=1, label=tr("healthy_level"))
     ax.set(xlabel=tr("step"), ylabel="log10", title=title or tr("update_ratio"))
     ax.legend(fontsize=7, ncol=2)
