@@ -84,7 +84,9 @@ def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", moment
     device = params[0].device
     X, y = X.to(device), y.to(device)
     weights = weight_parameters(model)
-    first_forward(model, loss_fn, X[:2], y[:2])
+    model.eval()  # a check of shapes that must not touch BatchNorm's running statistics
+    with torch.no_grad():
+        first_forward(model, loss_fn, X[:2], y[:2])
     mon = Monitor(model) if monitor else None
     history = History()
     g = torch.Generator().manual_seed(seed)

@@ -88,3 +88,10 @@ def test_plots_draw(fashion):
     assert ck.plot_grad_norm_over_steps({"a": h}, threshold=1.0).lines
     assert ck.plot_time_step_grads({"rnn": torch.rand(10)}).lines
     matplotlib.pyplot.close("all")
+
+
+def test_the_first_shape_check_leaves_batchnorm_statistics_alone(fashion):
+    X, y, _, _ = fashion
+    model = ck.mlp(depth=2, width=8, norm="batch")
+    ck.train(model, X[:64], y[:64], steps=1, batch_size=64, progress=False, monitor=False)
+    assert model.blocks[0].norm.num_batches_tracked.item() == 1  # the one training step, nothing else
