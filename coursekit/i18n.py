@@ -204,7 +204,10 @@ _plot_labels_in_english = False
 # the keys that label plots (axis labels, titles, legends)
 PLOT_LABELS = {"layer", "step", "loss", "grad_norm", "grad_norm_per_layer", "activations", "gradients", "value",
                "count", "loss_curves", "saturation", "unit", "example", "update_ratio", "healthy_level",
-               "time_step", "grad_per_step", "threshold"}
+               "time_step", "grad_per_step", "threshold",
+               # the lessons' own axis labels and legends
+               "l02_saturated", "l02_dead_units", "l05_angle", "l05_dead_max", "l05_norm_before", "l05_norm_after",
+               "l05_steps_clipped"}
 
 
 def set_language(lang):
