@@ -32,7 +32,8 @@ def check_function(student, reference, make_input, trials=20, atol=1e-5, rtol=1e
         try:
             got = student(*[clone(a) for a in args])
         except Exception as error:  # the student's bug, shown, not raised
-            print(tr("check_error", name=name, error=f"{type(error).__name__}: {error}", case=_show(args)))
+            detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            print(tr("check_error", name=name, error=detail, case=_show(args)))
             return False
         expected = reference(*[clone(a) for a in args])
         if not _close(got, expected, atol, rtol):

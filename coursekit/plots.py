@@ -133,7 +133,7 @@ def plot_grad_norm_over_steps(histories, threshold=None, ax=None, title=None):
     for name, h in histories.items():
         ax.semilogy(h.grad_norm, label=name)
     if threshold is not None:
-        ax.axhline(threshold, color="k", ls="--", lw=1, label=f"{tr('threshold')} = {threshold:g}")
+        ax.axhline(threshold, color="k", ls="--", lw=1, label=f"{tr('threshold')} = {threshold:.3g}")
     ax.set(xlabel=tr("step"), ylabel=tr("grad_norm"), title=title or "")
     ax.legend(fontsize=8)
     return ax

@@ -10,6 +10,7 @@ import coursekit as ck
 # The unit tests build models and tensors side by side, on the CPU. (The lessons themselves run on
 # a GPU when there is one: see the README, "GPU".)
 os.environ.setdefault("COURSEKIT_DEVICE", "cpu")
+torch.set_num_threads(1)  # as ck.setup() does for the lessons: small models, shared cores
 
 
 @pytest.fixture(autouse=True)
