@@ -14,5 +14,6 @@ from .plots import (plot_grad_norm_over_steps, plot_grad_norms, plot_histograms,
                     plot_time_step_grads, plot_update_ratios, use_course_style)
 from .runtime import get_device, get_seed, seed_everything, setup
 from .training import History, evaluate, make_optimizer, train
+from .widgets import explore_batchnorm, explore_clipping, explore_depth
 
 __version__ = "0.1.0"

@@ -165,6 +165,23 @@ MESSAGES = {
         "l05_dead_max": "dead units (worst layer)",
         "l05_norm_before": "norm before clipping",
         "l05_norm_after": "norm after clipping",
+        # explorers (coursekit/widgets.py): controls, plot labels, the text shown without a kernel
+        "bad_range": "{name} must be between {low} and {high}, got {value!r}",
+        "explorer_static": "Interactive explorer: run this cell in JupyterLab to use its controls (the picture shows the default setting).",
+        "depth": "depth",
+        "activation": "activation",
+        "init": "init",
+        "learning_rate": "learning rate",
+        "with_bn": "with BatchNorm",
+        "without_bn": "without BatchNorm",
+        "clip_mode": "clipping",
+        "clip_none": "no clipping",
+        "clip_value": "by value",
+        "clip_norm": "by norm",
+        "activation_std": "std of the activations",
+        "activation_histograms": "Activation histograms (exact zeros left out)",
+        "per_layer": "Per layer",
+        "grad_norm_before_clip": "Gradient norm (before clipping)",
         # plots
         "layer": "layer",
         "step": "step",
@@ -205,6 +222,8 @@ _plot_labels_in_english = False
 PLOT_LABELS = {"layer", "step", "loss", "grad_norm", "grad_norm_per_layer", "activations", "gradients", "value",
                "count", "loss_curves", "saturation", "unit", "example", "update_ratio", "healthy_level",
                "time_step", "grad_per_step", "threshold",
+               "with_bn", "without_bn", "clip_none", "clip_value", "clip_norm", "activation_std", "grad_norm_before_clip",
+               "activation_histograms", "per_layer",
                # the lessons' own axis labels and legends
                "l02_saturated", "l02_dead_units", "l05_angle", "l05_dead_max", "l05_norm_before", "l05_norm_after",
                "l05_steps_clipped"}

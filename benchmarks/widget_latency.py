@@ -1,0 +1,77 @@
+"""How long an explorer takes to answer a change of one control, in the kernel: compute (or look
+up) the setting, draw the figure, encode the PNG, hand it to the Image widget. The browser adds
+a few ms to show it.
+
+    .venv/bin/python benchmarks/widget_latency.py        (also run by benchmarks/run.py)
+
+Prints a table and writes benchmarks/results/widget_latency.json (git-ignored). Target: a median
+of at most 300 ms per explorer. Each change below is a setting the explorer has not shown before,
+so explore_depth's numbers include its forward/backward pass.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from coursekit import widgets  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+TARGET_MS = 300
+
+CHANGES = {
+    "depth": (widgets.depth_explorer, [("depth", d) for d in (3, 6, 15, 20, 30)] + [("activation", "relu"), ("init", "kaiming"),
+              ("depth", 12), ("activation", "sigmoid"), ("init", "xavier"), ("init", "normal"), ("std", 0.1), ("std", 3.0)]),
+    "batchnorm": (widgets.batchnorm_explorer, [("batchnorm", True), ("lr", 1.0), ("batchnorm", False), ("init", "N(0, 1)"),
+                  ("batchnorm", True), ("lr", 0.01), ("init", "xavier"), ("batchnorm", False), ("lr", 0.1), ("init", "default")]),
+    "clipping": (widgets.clipping_explorer, [("mode", "none"), ("mode", "value"), ("threshold", 0.01), ("mode", "norm"),
+                 ("threshold", 100.0), ("mode", "value"), ("threshold", 10.0), ("mode", "norm"), ("threshold", 0.1), ("mode", "none")]),
+}
+
+
+def _changes(explorer, changes):
+    times = []
+    for control, value in changes:
+        start = time.perf_counter()
+        explorer.controls[control].value = value
+        times.append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def measure():
+    """{explorer: {median_ms, max_ms, changes, build_s, seen_median_ms}}. The first pass over the
+    changes draws settings not seen before (the target applies to it); the second pass shows
+    the same settings again, from the explorer's cache of pictures."""
+    results = {}
+    for name, (make, changes) in CHANGES.items():
+        start = time.perf_counter()
+        explorer = make()
+        build_s = time.perf_counter() - start
+        start_settings = explorer.settings()
+        first = _changes(explorer, changes)
+        _changes(explorer, start_settings.items())  # back to the start, untimed
+        again = _changes(explorer, changes)
+        results[name] = {"median_ms": statistics.median(first), "max_ms": max(first), "changes": len(first),
+                         "build_s": build_s, "seen_median_ms": statistics.median(again)}
+    return results
+
+
+def main():
+    load = os.getloadavg()[0]
+    results = measure()
+    print(f"{'explorer':12s}{'median':>10s}{'max':>10s}{'changes':>9s}{'build':>9s}{'seen before':>13s}"
+          f"   (target: median <= {TARGET_MS} ms; {os.cpu_count()} CPUs, load average {load:.1f})")
+    for name, r in results.items():
+        print(f"{name:12s}{r['median_ms']:7.0f} ms{r['max_ms']:7.0f} ms{r['changes']:9d}{r['build_s']:7.1f} s"
+              f"{r['seen_median_ms']:10.1f} ms")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "widget_latency.json").write_text(json.dumps({"load_average": load, "explorers": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
