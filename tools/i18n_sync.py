@@ -16,6 +16,7 @@ English notebook keeps its translations); after `sync`, re-execute the changed n
 """
 
 import argparse
+import copy
 import hashlib
 import json
 import re
@@ -59,7 +60,7 @@ def sync_one(en_path, lang):
             if previous is not None and previous.cell_type == "code" and previous.source == new.source:
                 new.outputs, new.execution_count = previous.outputs, previous.execution_count
         elif previous is not None and previous.cell_type == "markdown" and "i18n" in previous.metadata:
-            new = previous  # keep the translation, even if stale: `report` says so
+            new = copy.deepcopy(previous)  # keep the translation, even if stale: `report` says so
             new.metadata = {**cell.metadata, "i18n": previous.metadata["i18n"]}
         else:
             new = nbformat.v4.new_markdown_cell(cell.source)  # English placeholder: untranslated
@@ -134,7 +135,7 @@ def cmd_import(args):
     for cell in nb.cells:
         if cell.get("id") in translations:
             cell.source = translations[cell["id"]].strip("\n")
-            cell.metadata["i18n"] = {"source": source_hash(en[cell["id"]].source)}
+            cell.metadata = {**en[cell["id"]].metadata, "i18n": {"source": source_hash(en[cell["id"]].source)}}
     nbformat.write(nb, path)
     print(f"stored {len(translations)} translation(s) in {args.lang}/{en_path.name}")
 
