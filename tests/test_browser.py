@@ -47,7 +47,7 @@ def require_browser():
                if not ok]
     if missing:
         message = f"the browser test needs {' and '.join(missing)} (apt-get install chromium; pip install playwright)"
-        if os.environ.get("CI"):
+        if "CI" in os.environ:
             pytest.fail(message)
         pytest.skip(message)
 
@@ -217,30 +217,47 @@ def run_all_and_check(page, lab, notebook, name):
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
-def test_explorers_in_a_real_browser():
+@pytest.fixture(scope="module")
+def lab_and_browser():
+    """One JupyterLab and one headless Chromium for the module's tests; `home` is a fresh folder
+    under build/ (inside the server's root_dir, git-ignored) for the notebooks they open. Every
+    process started here is stopped at the end, also when a test failed."""
     require_browser()
     from playwright.sync_api import sync_playwright
 
     (ROOT / "build").mkdir(exist_ok=True)
-    home = Path(tempfile.mkdtemp(prefix="browser-test-", dir=ROOT / "build"))  # under root_dir, git-ignored
-    notebook = home / "explorers.ipynb"
-    write_notebook(notebook, EXPLORERS_NOTEBOOK)
+    home = Path(tempfile.mkdtemp(prefix="browser-test-", dir=ROOT / "build"))
     lab = Lab(home)
     try:
         lab.wait_until_up()
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page(viewport={"width": 1280, "height": 1000})
-                page.set_default_timeout(60_000)
-                try:
-                    run_all_and_check(page, lab, notebook, "explorers")
-                except Exception:
-                    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-                    page.screenshot(path=str(SCREENSHOTS / "explorers-failed.png"))
-                    raise
+                yield lab, browser, home
             finally:
                 browser.close()
     finally:
         lab.stop()
-    shutil.rmtree(home, ignore_errors=True)  # kept when the test failed: its jupyterlab.log tells why
+    shutil.rmtree(home, ignore_errors=True)  # kept after an error: its jupyterlab.log tells why
+
+
+def check_in_browser(lab_and_browser, notebook, name):
+    """Run a COPY of a notebook (the check saves it) in the browser; on failure, a screenshot
+    goes to build/screenshots/<name>-failed.png."""
+    lab, browser, _ = lab_and_browser
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(60_000)
+    try:
+        run_all_and_check(page, lab, notebook, name)
+    except Exception:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-failed.png"))
+        raise
+    finally:
+        page.close()
+
+
+def test_explorers_in_a_real_browser(lab_and_browser):
+    notebook = lab_and_browser[2] / "explorers.ipynb"
+    write_notebook(notebook, EXPLORERS_NOTEBOOK)
+    check_in_browser(lab_and_browser, notebook, "explorers")
