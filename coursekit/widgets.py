@@ -30,7 +30,6 @@ from .data import load_data
 from .diagnostics import Monitor, verdict, weight_grad_norms
 from .i18n import get_language, tr
 from .models import mlp
-from .plots import _short
 from .training import train
 from .validate import check_choice, check_int, check_positive
 
