@@ -17,6 +17,8 @@ MESSAGES = {
         "bad_number": "{name} must be a number > 0, got {value!r}",
         "bad_number_ge0": "{name} must be a number >= 0, got {value!r}",
         "bad_type": "{name} must be {expected}, got {got}",
+        "a_module": "a torch.nn.Module",
+        "a_tensor": "a torch.Tensor",
         "std_needed": "init='normal' needs std (a number > 0), for example std=0.01",
         "std_unused": "std is only used with init='normal', got init={init!r}",
         "shape_mismatch": "X and y must have the same number of examples, got {nx} and {ny}",

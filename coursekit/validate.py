@@ -34,7 +34,7 @@ def check_nonnegative(name, value):
 
 def check_module(name, value):
     if not isinstance(value, torch.nn.Module):
-        raise TypeError(tr("bad_type", name=name, expected="a torch.nn.Module", got=type(value).__name__))
+        raise TypeError(tr("bad_type", name=name, expected=tr("a_module"), got=type(value).__name__))
     return value
 
 
@@ -42,7 +42,7 @@ def check_data(X, y):
     """X and y: tensors with the same, non-zero, number of examples."""
     for name, t in (("X", X), ("y", y)):
         if not isinstance(t, torch.Tensor):
-            raise TypeError(tr("bad_type", name=name, expected="a torch.Tensor", got=type(t).__name__))
+            raise TypeError(tr("bad_type", name=name, expected=tr("a_tensor"), got=type(t).__name__))
         if t.ndim == 0 or len(t) == 0:
             raise ValueError(tr("empty_data", name=name))
     if len(X) != len(y):
