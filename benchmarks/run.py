@@ -137,7 +137,7 @@ def main(argv=None):
     parser.add_argument("--langs", nargs="+", default=["en"], help="notebook languages to time (all: en ru zh pt fr)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["notebooks", "suite", "loops", "hooks", "widgets"])
     args = parser.parse_args(argv)
-    torch.set_num_threads(torch.get_num_threads())
+    torch.set_num_threads(1)  # as ck.setup() does for the lessons
     results = {"machine": {"cpu_count": __import__("os").cpu_count(), "platform": platform.platform(),
                            "python": platform.python_version(), "torch": torch.__version__},
                "repeat": args.repeat}
