@@ -14,16 +14,6 @@ SEEDS = (0, 1)
 STEPS, LR = 300, 0.01
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """As in a lesson (ck.setup): one torch thread on the CPU, far faster for these small models when the cores
-    are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     """The lesson's data: 10 000 training and 2 000 test images."""
