@@ -5,12 +5,13 @@ plots), so that the notebooks can show what they are about.
 """
 
 from .data import class_names, data_root, ensure_files, load_data
-from .diagnostics import (Monitor, Verdict, activation_stats, diagnose, time_step_grad_norms, verdict,
-                          watched_layers, weight_grad_norms, weight_parameters)
+from .diagnostics import (Profile, Verdict, diagnose, gradient_profile, time_step_grad_norms, verdict,
+                          weight_grad_norms, weight_parameters)
+from .monitor import Monitor, activation_stats, watched_layers
 from .exercises import check_function, claim
 from .i18n import LANGUAGES, get_language, set_language, tr
 from .models import MLP, SequenceClassifier, init_weights, make_sequence_task, mlp, rnn_classifier
-from .plots import (plot_grad_norm_over_steps, plot_grad_norms, plot_histograms, plot_losses, plot_saturation,
+from .plots import (plot_activation_history, plot_grad_norm_over_steps, plot_grad_norms, plot_histograms, plot_losses, plot_saturation,
                     plot_time_step_grads, plot_update_ratios, use_course_style)
 from .runtime import get_device, get_seed, seed_everything, setup
 from .training import History, evaluate, make_optimizer, train

@@ -1,80 +1,42 @@
-"""Look inside a network while it trains: per-layer activation statistics, weight-gradient
-norms and histograms, the update:data ratio, and a one-line verdict.
+"""One look at a backward pass: where the gradient goes, layer by layer (and, in a recurrent
+net, step by step), and a verdict that names the layers it compared.
 
-The hooks work on any nn.Module a student builds (Linear, Conv, RNN/LSTM/GRU, activation
-layers), in the spirit of fastai's ActivationStats and Karpathy's makemore part 3.
+Backpropagation carries the signal dL/dh_l, the gradient at the output of layer l. Through a layer
+of width n with weights of std sigma_w and activation phi, its size changes by the backward gain
+
+    ||dL/dh_{l-1}|| / ||dL/dh_l||  ~  sigma_w * sqrt(n * E[phi'(z)^2])        (mean field)
+
+and a gain away from 1, repeated through depth or time, is what makes a gradient vanish or
+explode. Weight gradients dL/dW_l = dL/dh_l h_{l-1}^T also carry the forward signal h_{l-1}, which
+can shrink or grow by itself and hide the trend, so the verdict reads dL/dh, not ||dL/dW||.
 """
 
+import copy
 import math
+import re
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from .i18n import tr
 from .validate import check_data, check_module, check_positive, first_forward
 
-ACTIVATION_TYPES = (nn.Sigmoid, nn.Tanh, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Softplus)
-LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.RNNBase)
-SATURATION = 0.97  # |tanh| > 0.97, or sigmoid within 0.03 of 0 or 1, counts as saturated
+# The verdict's thresholds on R = signal at the first hidden layer / signal at the last one.
+# Healthy nets at init give R from about 0.3 to 3 (finite-width noise, a gain within ~10% of 1
+# per layer); a factor of 100 over the chain is a network whose first layer learns 100x slower.
+FAILING = 100.0  # R < 1/100 is vanishing, R > 100 exploding
+MILD = 3.0  # R < 1/3 (or > 3): mild, the first layer learns several times slower (seed 003's net: R about 0.3)
+INPUT_SCALE = 10.0  # |mean| or std of the input above this: not normalised
+UPDATE_RANGE = (-5.0, -1.0)  # log10(lr * std(dL/dW) / std(W)) outside this: steps too small / too large
 
 
-def _units(output, module):
-    """The output as a (samples, units) matrix: a unit is a feature, a channel, or a hidden unit."""
-    if isinstance(module, nn.RNNBase):
-        output = output[0]
-        return output.reshape(-1, output.shape[-1])
-    if output.ndim == 1:
-        return output.reshape(-1, 1)
-    return output.transpose(0, 1).reshape(output.shape[1], -1).T
-
-
-def activation_stats(h, kind):
-    """Statistics of one layer's outputs h (samples x units).
-
-    saturated: fraction of values in the flat tails (tanh, sigmoid, tanh RNNs), else None.
-    dead: fraction of units that are exactly 0 for every sample of the batch (ReLU); for LeakyReLU,
-          the fraction of units that are negative for every sample (dead under a ReLU; a LeakyReLU
-          still passes them slope x the gradient, so they can come back); else None.
-    near_zero: fraction of values with |h| < 0.01.
-    """
-    h = h.detach().float()
-    stats = {"mean": h.mean().item(), "std": h.std().item() if h.numel() > 1 else 0.0,
-             "near_zero": (h.abs() < 0.01).float().mean().item(), "saturated": None, "dead": None}
-    if kind in ("tanh", "rnn"):
-        stats["saturated"] = (h.abs() > SATURATION).float().mean().item()
-    elif kind == "sigmoid":
-        stats["saturated"] = ((h < 1 - SATURATION) | (h > SATURATION)).float().mean().item()
-    elif kind == "relu":
-        stats["dead"] = (h == 0).all(dim=0).float().mean().item()
-    elif kind == "leaky_relu":
-        stats["dead"] = (h < 0).all(dim=0).float().mean().item()
-    return stats
-
-
-def _kind(module):
-    if isinstance(module, nn.Tanh) or (isinstance(module, nn.RNN) and module.nonlinearity == "tanh"):
-        return "tanh"
-    if isinstance(module, (nn.LSTM, nn.GRU)):
-        return "rnn"
-    if isinstance(module, nn.Sigmoid):
-        return "sigmoid"
-    if isinstance(module, nn.ReLU) or (isinstance(module, nn.RNN) and module.nonlinearity == "relu"):
-        return "relu"
-    if isinstance(module, nn.LeakyReLU):
-        return "leaky_relu"
-    return "other"
-
-
-def watched_layers(model):
-    """The layers whose outputs the Monitor records: the activation layers when the model has
-    any, else its Linear / Conv / recurrent layers."""
-    acts = [(n, m) for n, m in model.named_modules() if isinstance(m, ACTIVATION_TYPES)]
-    found = acts or [(n, m) for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
-    if not found:
-        raise ValueError(tr("no_layers", model=type(model).__name__))
-    return found
+def is_layer(module):
+    """A layer owns a weight matrix or kernel (Linear, Conv, RNN/LSTM/GRU, attention, embedding, or
+    a student's own module with an nn.Parameter of 2 or more dimensions)."""
+    return any(p.ndim >= 2 for p in module.parameters(recurse=False))
 
 
 def weight_parameters(model):
@@ -92,142 +54,343 @@ def weight_grad_norms(model):
     return norms
 
 
+def _rms(t):
+    return t.detach().double().pow(2).mean().sqrt().item() if t.numel() else 0.0
+
+
+def _main_tensor(output):
+    """The tensor a layer passes on: the output itself, the first of a tuple (RNNs, attention),
+    or the data of a PackedSequence."""
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    if isinstance(output, PackedSequence):
+        output = output.data
+    return output if isinstance(output, torch.Tensor) and output.is_floating_point() else None
+
+
+def _track(t):
+    """Make sure the gradient reaches t: a tensor cut off from the graph (the output of a frozen
+    first layer, a frozen embedding) gets requires_grad, so the layers below it are measured too."""
+    if t is not None and not t.requires_grad and t.grad_fn is None:
+        t.requires_grad_(True)
+    return t
+
+
 @dataclass
-class Verdict:
-    """The one-line diagnosis of a backward pass, with the numbers behind it."""
+class LayerCall:
+    """One call of a layer during the forward pass, and the gradient that came back to its output."""
 
-    kind: str  # "vanishing", "exploding" or "healthy"
-    norms: dict  # weight-gradient norm per layer, input side first
-    ratio: float  # first layer's norm / last layer's norm
-    text: str
-
-    def __str__(self):
-        return self.text
-
-    def _repr_pretty_(self, p, cycle):
-        p.text(self.text)
+    name: str  # the module's name; "rnn#2" for the second call of a module called twice
+    kind: str  # "embedding", "recurrent" or "layer"
+    out_rms: float = math.nan
+    grad_rms: float = math.nan  # RMS of dL/dh over the batch and the units; NaN if none came back
 
 
-def verdict(norms, vanish_ratio=1e-2, explode_ratio=1e2, explode_norm=1e3, vanish_norm=1e-4):
-    """Diagnose per-layer gradient norms (input side first).
+class _Recorder:
+    """Forward hooks on every layer (and a tensor hook on its output) for one forward/backward
+    pass; the calls are kept in the order they ran."""
 
-    exploding: any norm is NaN/Inf, above `explode_norm`, or layer 1 / last > `explode_ratio`;
-    vanishing: layer 1 / last layer < `vanish_ratio`, or every norm below `vanish_norm`;
-    otherwise healthy.
-    """
-    if not norms:
-        raise ValueError(tr("no_grad_yet"))
-    names, values = list(norms), list(norms.values())
-    first, last = values[0], values[-1]
-    ratio = first / last if last > 0 else math.inf
-    bad = [n for n, v in norms.items() if not math.isfinite(v)]
-    if bad:
-        return Verdict("exploding", norms, ratio, tr("verdict_nonfinite", layer=bad[0]))
-    big = max(range(len(values)), key=values.__getitem__)
-    if values[big] > explode_norm or ratio > explode_ratio:
-        return Verdict("exploding", norms, ratio, tr("verdict_exploding", big=values[big], layer=names[big], ratio=ratio))
-    if values[big] < vanish_norm:
-        return Verdict("vanishing", norms, ratio, tr("verdict_all_small", high=values[big], limit=vanish_norm))
-    if ratio < vanish_ratio:
-        return Verdict("vanishing", norms, ratio, tr("verdict_vanishing", first=first, ratio=ratio, last=last))
-    return Verdict("healthy", norms, ratio, tr("verdict_healthy", low=min(values), high=max(values), ratio=ratio))
+    def __init__(self, model, batch_first=None, n_examples=None):
+        self.calls, self.counts, self.time, self.n_examples = [], {}, None, n_examples
+        self.batch_first = batch_first
+        layers = [(n, m) for n, m in model.named_modules() if n and is_layer(m)]  # the model itself is not a layer
+        self.handles = [m.register_forward_hook(self._on_forward(n)) for n, m in layers]
+        recurrent = [(n, m) for n, m in layers if isinstance(m, nn.RNNBase)]
+        if recurrent:
+            self.handles.append(recurrent[0][1].register_forward_pre_hook(self._on_sequence(*recurrent[0])))
+
+    def _on_forward(self, name):
+        def hook(module, inputs, output):
+            self.counts[name] = self.counts.get(name, 0) + 1
+            label = name if self.counts[name] == 1 else f"{name}#{self.counts[name]}"
+            kind = ("embedding" if isinstance(module, nn.Embedding) else
+                    "recurrent" if isinstance(module, nn.RNNBase) else "layer")
+            call = LayerCall(label, kind)
+            out = _track(_main_tensor(output))
+            if out is not None:
+                call.out_rms = _rms(out)
+                if out.requires_grad:
+                    out.register_hook(lambda g: setattr(call, "grad_rms", _rms(g)))
+            self.calls.append(call)
+        return hook
+
+    def _on_sequence(self, name, module):
+        """The first recurrent layer's input sequence x_1..x_T, to measure dL/dx_t per step."""
+        def hook(mod, inputs):
+            if self.time is not None:  # a second call of the same layer: keep the first
+                return
+            x = inputs[0]
+            packed = x.batch_sizes if isinstance(x, PackedSequence) else None
+            data = _track(x.data if packed is not None else x)
+            if data is None or not data.is_floating_point() or not data.requires_grad:
+                return
+            batch_first = module.batch_first if self.batch_first is None else self.batch_first
+            self.time = {"layer": name, "packed": packed, "batch_first": batch_first, "shape": tuple(data.shape)}
+            _check_layout(self.time, self.n_examples)
+            data.register_hook(lambda g: self.time.__setitem__("grad", g.detach()))
+        return hook
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
 
 
-def _on_model_device(model, *tensors):
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    return [t.to(device) for t in tensors]
+def _per_step(time):
+    """RMS and norm of dL/dx_t for each time step t, from the gradient of the recurrent layer's input."""
+    g = time["grad"].double()
+    if time["packed"] is not None:  # packed data: the rows of step 0, then those of step 1, ...
+        steps = torch.split(g, time["packed"].tolist())
+        return [s.pow(2).mean().sqrt().item() for s in steps], torch.stack([s.norm() for s in steps]).float()
+    if g.ndim == 2:  # unbatched (T, features)
+        g = g[:, None]
+    elif time["batch_first"]:
+        g = g.transpose(0, 1)
+    return g.pow(2).mean(dim=(1, 2)).sqrt().tolist(), g.norm(dim=(1, 2)).float()
 
 
-def diagnose(model, X, y, loss_fn=F.cross_entropy):
-    """One forward and backward pass on (X, y), then the verdict. The model's gradients are
-    cleared afterwards, so diagnosing leaves no trace on it."""
-    check_module("model", model)
-    check_data(X, y)
-    model.zero_grad(set_to_none=True)
-    X, y = _on_model_device(model, X, y)
-    first_forward(model, loss_fn, X, y).backward()
-    result = verdict(weight_grad_norms(model))
-    model.zero_grad(set_to_none=True)
-    return result
+class LayoutMismatch(Exception):
+    """Raised from inside the forward pass (not a ValueError, so that the model/data check lets it through)."""
 
 
-def time_step_grad_norms(model, x, y, loss_fn=F.cross_entropy):
-    """||dL/dx_t|| for each time step t of a batch of sequences x (batch, time, features):
-    how much of the gradient reaches step t, going back from the end."""
-    check_module("model", model)
-    check_data(x, y)
-    x, y = _on_model_device(model, x, y)
-    x = x.detach().clone().requires_grad_(True)
-    model.zero_grad(set_to_none=True)
-    loss_fn(model(x), y).backward()
-    model.zero_grad(set_to_none=True)
-    return x.grad.norm(dim=(0, 2))
+def _check_layout(time, n_examples):
+    """A (time, batch) tensor fed to a batch_first layer, or the reverse, is a clear error."""
+    if n_examples is None or time["packed"] is not None or len(time["shape"]) != 3:
+        return
+    batch_dim = 0 if time["batch_first"] else 1
+    if time["shape"][batch_dim] != n_examples and time["shape"][1 - batch_dim] == n_examples:
+        raise LayoutMismatch(tr("layout_mismatch", layer=time["layer"], batch_first=time["batch_first"],
+                                shape=time["shape"], n=n_examples,
+                                layout="(batch, time, features)" if time["batch_first"] else "(time, batch, features)"))
 
 
 @dataclass(repr=False)
-class Monitor:
-    """Forward hooks that record per-layer activation statistics on every forward pass,
-    plus the update:data ratio when the training loop reports its steps.
+class Profile:
+    """The measurements of one backward pass, in the order the layers ran (input side first)."""
 
-        with Monitor(model) as mon:
-            model(X)
-        mon.stats["blocks.0.act"][-1]   # {'mean':..., 'std':..., 'saturated':..., 'dead':...}
-        mon.last["blocks.0.act"]        # the last batch of outputs, for histograms
+    calls: list  # every LayerCall
+    loss: float
+    grad_data: dict  # {weight name: std(dL/dW) / std(W)}
+    time_rms: list = None  # RMS of dL/dx_t per time step t, for a recurrent model
+    time_norms: torch.Tensor = None  # ||dL/dx_t|| per time step t
+    recurrent: str = None  # the recurrent layer whose input was measured
+    input_stats: tuple = None  # (mean, std) of a floating input
 
-    `remove()` (or leaving the `with` block) takes the hooks off: the model is as before.
-    """
+    @property
+    def chain(self):
+        """The hidden chain the verdict reads: every layer call but the embeddings and the head
+        (the last layer to run, whose dL/dh is the loss's own gradient)."""
+        calls = [c for c in self.calls if c.kind != "embedding"]
+        return calls[:-1] if len(calls) > 1 else []
 
-    model: nn.Module
-    record: bool = True
-    stats: dict = field(default_factory=dict)
-    last: dict = field(default_factory=dict)
-    update_ratio: dict = field(default_factory=dict)
+    def compared(self):
+        """The layers of the chain the verdict compares: those of its most repeated role (the name with
+        its numbers left out: blocks.#.linear, layers.#.self_attn, convs.#), input side first, so
+        that like is compared with like (in a Transformer an attention output with an attention output)."""
+        chain = self.chain
+        roles = [role(c.name) for c in chain]
+        most = max(roles, key=roles.count, default=None)
+        return [c for c, r in zip(chain, roles) if r == most] if roles.count(most) > 1 else chain
 
-    def __post_init__(self):
-        check_module("model", self.model)
-        self.layers = watched_layers(self.model)
-        self.weights = weight_parameters(self.model)
-        self._before = None
-        self._handles = [m.register_forward_hook(self._hook(n, m)) for n, m in self.layers]
-
-    def _hook(self, name, module):
-        kind = _kind(module)
-
-        def on_forward(mod, inputs, output):
-            if self.record:
-                h = _units(output, mod).detach()
-                self.last[name] = h
-                self.stats.setdefault(name, []).append(activation_stats(h, kind))
-
-        return on_forward
-
-    def before_step(self):
-        """Remember the weights before optimizer.step()."""
-        self._before = [p.detach().clone() for _, p in self.weights]
-
-    def after_step(self):
-        """Record log10(std(W_new - W_old) / std(W_old)) per weight (Karpathy: about -3 is healthy)."""
-        for (name, p), old in zip(self.weights, self._before):
-            ratio = (p.detach() - old).std() / (old.std() + 1e-12)
-            self.update_ratio.setdefault(name, []).append(math.log10(ratio.item() + 1e-30))
-        self._before = None
-
-    def remove(self):
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
+    def gains(self):
+        """Backward gain into each layer of the chain from the one after it: rms(dL/dh_{l-1}) / rms(dL/dh_l)."""
+        chain = self.chain
+        return {a.name: a.grad_rms / b.grad_rms if b.grad_rms > 0 else math.nan for a, b in zip(chain, chain[1:])}
 
     def table(self):
-        """The latest statistics per watched layer, as rows of text (print it before plotting)."""
-        pct = lambda v: "   -  " if v is None else f"{100 * v:5.1f}%"
-        rows = [f"{tr('layer'):<16}{tr('mean'):>8}{'std':>8}{tr('saturated'):>11}{tr('dead'):>8}{tr('near_zero'):>8}"]
-        for name, history in self.stats.items():
-            s = history[-1]
-            rows.append(f"{name:<16}{s['mean']:8.3f}{s['std']:8.3f}{pct(s['saturated']):>11}{pct(s['dead']):>8}{pct(s['near_zero']):>8}")
+        """Per layer, in execution order: RMS of h, RMS of dL/dh, backward gain, grad:data."""
+        gains = self.gains()
+        rows = [f"{tr('layer'):<24}{'rms(h)':>10}{'rms(dL/dh)':>12}{tr('gain'):>8}{'grad:data':>11}"]
+        for c in self.calls:
+            gain = gains.get(c.name)
+            ratio = self.grad_data.get(c.name.split("#")[0])
+            rows.append(f"{c.name:<24}{c.out_rms:10.2e}{c.grad_rms:12.2e}"
+                        + (f"{gain:8.2f}" if gain is not None else f"{'':8}")
+                        + (f"{ratio:11.1e}" if ratio is not None else ""))
         return "\n".join(rows)
+
+
+def role(name):
+    """What a layer is, without where it is: 'blocks.3.linear' -> 'blocks.#.linear'."""
+    return ".".join("#" if part.isdigit() else part for part in name.split("#")[0].split("."))
+
+
+def _grad_data(model, modules_run):
+    """std(dL/dW) / std(W) for every weight of the layers that ran, by layer name."""
+    out = {}
+    for name, module in model.named_modules():
+        if name.split("#")[0] not in modules_run:
+            continue
+        ratios = [p.grad.std().item() / (p.std().item() + 1e-30) for p in module.parameters(recurse=False)
+                  if p.ndim >= 2 and p.grad is not None and p.numel() > 1]
+        if ratios:
+            out[name] = max(ratios)
+    return out
+
+
+def _cast_like(model, t):
+    """t on the model's device, and in its floating dtype when t is floating (a float64 model, float32 data)."""
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if param is None:
+        return t
+    return t.to(param.device, dtype=param.dtype if t.is_floating_point() else t.dtype)
+
+
+def gradient_profile(model, X, y, loss_fn=F.cross_entropy, batch_first=None):
+    """One forward and backward pass of a copy of `model` in training mode on (X, y): the signal
+    dL/dh at every layer's output in the order the layers ran, grad:data per weight, and, for a
+    recurrent model, dL/dx_t per time step. The model itself is left exactly as it was."""
+    check_module("model", model)
+    check_data(X, y, same_length=False)  # (time, batch) sequences: checked against the recurrent layer below
+    probe = copy.deepcopy(model).train()
+    probe.zero_grad(set_to_none=True)
+    X = _cast_like(probe, X.detach()).clone()
+    y = _cast_like(probe, y.detach())
+    if X.is_floating_point():
+        X.requires_grad_(True)
+    recorder = _Recorder(probe, batch_first, n_examples=len(y) if y.ndim == 1 else None)
+    try:
+        with torch.random.fork_rng(devices=[]):  # dropout in the copy leaves the caller's random stream alone
+            loss = first_forward(probe, loss_fn, X, y)
+            loss.backward()
+    except LayoutMismatch as error:
+        raise ValueError(str(error)) from None
+    finally:
+        recorder.remove()
+    profile = Profile(recorder.calls, loss.item(), _grad_data(probe, {c.name.split("#")[0] for c in recorder.calls}))
+    if X.is_floating_point():
+        profile.input_stats = (X.detach().mean().item(), X.detach().std().item() if X.numel() > 1 else 0.0)
+    if recorder.time is not None and "grad" in recorder.time:
+        profile.time_rms, profile.time_norms = _per_step(recorder.time)
+        profile.recurrent = recorder.time["layer"]
+    return profile
+
+
+@dataclass
+class Verdict:
+    """The one-line diagnosis of a backward pass, with the numbers behind it.
+
+    kind: "healthy", "mild vanishing", "vanishing", "mild exploding" or "exploding".
+    ratio: signal at the input side / signal at the output side (first / last hidden layer, or
+    step 1 / step T for a recurrent model). layers: the two layers (or steps) compared.
+    norms: RMS of dL/dh per hidden layer, input side first (what plot_grad_norms draws).
+    """
+
+    kind: str
+    ratio: float
+    layers: tuple
+    norms: dict
+    text: str
+    warnings: list = field(default_factory=list)
+    profile: Profile = None
+
+    def __str__(self):
+        return "\n".join([self.text] + self.warnings)
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
+
+    def table(self):
+        return self.profile.table() if self.profile is not None else ""
+
+
+def _level(ratio):
+    if ratio < 1 / FAILING:
+        return "vanishing"
+    if ratio < 1 / MILD:
+        return "mild vanishing"
+    if ratio > FAILING:
+        return "exploding"
+    if ratio > MILD:
+        return "mild exploding"
+    return "healthy"
+
+
+def verdict(signal, steps=False, layer=None):
+    """The verdict on a profile of the back-propagated signal: {layer name: RMS of dL/dh}, input
+    side first (or, with steps=True, a list of RMS of dL/dx_t over time, for the layer `layer`).
+
+    R = first / last. R < 1/100: vanishing; R < 1/4: mild vanishing; R > 4: mild exploding;
+    R > 100: exploding; else healthy. A NaN or Inf anywhere is exploding; an exact 0 is vanishing
+    (no gradient reaches that layer); 0/0 is never a ratio.
+    """
+    if isinstance(signal, Profile):
+        return _verdict_of_profile(signal)
+    if steps:
+        signal = {i + 1: v for i, v in enumerate(signal)}
+    if not signal:
+        raise ValueError(tr("no_grad_yet"))
+    names, values = list(signal), [float(v) for v in signal.values()]
+    where = (lambda i: tr("time_step_n", step=names[i])) if steps else (lambda i: names[i])
+    bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+    if bad:
+        return Verdict("exploding", math.nan, (where(bad[-1]),), signal, tr("verdict_nonfinite", layer=where(bad[-1])))
+    zeros = [i for i, v in enumerate(values) if v == 0]
+    if zeros:
+        return Verdict("vanishing", 0.0, (where(zeros[-1]),), signal, tr("verdict_zero", layer=where(zeros[-1])))
+    if len(values) < 2:
+        return Verdict("healthy", 1.0, tuple(where(i) for i in range(len(values))), signal,
+                       tr("verdict_shallow", n=len(values)))
+    ratio = values[0] / values[-1]
+    kind = _level(ratio)
+    gain = ratio ** (1 / (len(values) - 1))
+    key = "verdict_time" if steps else "verdict_depth"
+    text = tr(key, kind=tr(f"kind_{kind.replace(' ', '_')}"), first=where(0), last=where(len(values) - 1),
+              ratio=ratio, n=len(values), gain=gain, layer=layer)
+    return Verdict(kind, ratio, (where(0), where(len(values) - 1)), signal, text)
+
+
+def _warnings(profile, lr):
+    out = []
+    if profile.input_stats is not None:
+        mean, std = profile.input_stats
+        if abs(mean) > INPUT_SCALE or std > INPUT_SCALE:
+            out.append(tr("warn_input_scale", mean=mean, std=std))
+    if lr is not None:
+        chain = {c.name.split("#")[0] for c in profile.chain} or set(profile.grad_data)
+        update = {n: math.log10(lr * r + 1e-30) for n, r in profile.grad_data.items() if n in chain}
+        if update:
+            big, small = max(update, key=update.get), min(update, key=update.get)
+            if update[big] > UPDATE_RANGE[1]:
+                out.append(tr("warn_update_large", lr=lr, layer=big, ratio=10 ** update[big]))
+            elif update[small] < UPDATE_RANGE[0]:
+                out.append(tr("warn_update_small", lr=lr, layer=small, ratio=10 ** update[small]))
+    return out
+
+
+def _verdict_of_profile(profile, lr=None):
+    if not math.isfinite(profile.loss):
+        result = Verdict("exploding", math.nan, (), {}, tr("verdict_loss_nonfinite", loss=profile.loss))
+    elif profile.time_rms is not None:
+        result = verdict(profile.time_rms, steps=True, layer=profile.recurrent)
+    else:
+        compared = {c.name: c.grad_rms for c in profile.compared()}
+        result = verdict(compared) if compared else Verdict("healthy", 1.0, (), {}, tr("verdict_shallow", n=0))
+    if profile.time_rms is None:
+        result.norms = {c.name: c.grad_rms for c in profile.chain}
+    result.profile = profile
+    result.warnings = _warnings(profile, lr)
+    return result
+
+
+def diagnose(model, X, y, loss_fn=F.cross_entropy, lr=None, batch_first=None):
+    """One forward and backward pass on a copy of the model, in training mode, then the verdict.
+
+    The verdict reads the back-propagated signal dL/dh through the hidden layers, in the order
+    they ran (recurrent models: dL/dx_t through time). With the learning rate `lr` it also warns
+    when a step would change a layer's weights by more than 1/10 or less than 1e-5 of their size.
+    The model is left exactly as it was: its gradients, buffers (BatchNorm statistics) and mode.
+    """
+    if lr is not None:
+        lr = check_positive("lr", lr)
+    return _verdict_of_profile(gradient_profile(model, X, y, loss_fn, batch_first), lr)
+
+
+def time_step_grad_norms(model, x, y, loss_fn=F.cross_entropy, batch_first=None):
+    """||dL/dx_t|| for each time step t of a batch of sequences: how much of the gradient reaches
+    step t, going back from the end. x_t is the input of the model's first recurrent layer (after an
+    embedding, if there is one); the layout, (batch, time) or (time, batch), is the layer's
+    `batch_first` unless given; packed sequences work too."""
+    profile = gradient_profile(model, x, y, loss_fn, batch_first)
+    if profile.time_norms is None:
+        raise ValueError(tr("no_recurrent", model=type(model).__name__))
+    return profile.time_norms

@@ -7,6 +7,8 @@ chosen once, in a lesson's setup cell, with `coursekit.setup(lang=...)`.
 import json
 from pathlib import Path
 
+from wcwidth import wcswidth
+
 LANGUAGES = ("en", "ru", "zh", "pt", "fr")
 
 MESSAGES = {
@@ -39,12 +41,26 @@ MESSAGES = {
         "data_corrupt": "{path} is damaged or truncated ({error}). Delete it and load again to get a fresh copy.",
         # training
         "nan_stop": "Stopped at step {step}: the loss is {loss}. The run diverged; the history up to this step is returned.",
-        # verdicts
-        "verdict_exploding": "exploding: the largest gradient norm is {big:.1e} (layer {layer}); first/last layer ratio {ratio:.1e}",
-        "verdict_nonfinite": "exploding: the gradients contain NaN or Inf (layer {layer})",
-        "verdict_vanishing": "vanishing: layer 1's gradient norm {first:.1e} is {ratio:.1e} x the last layer's ({last:.1e})",
-        "verdict_all_small": "vanishing: every layer's gradient norm is below {limit:.0e} (largest {high:.1e})",
-        "verdict_healthy": "healthy: gradient norms from {low:.1e} to {high:.1e}; first/last layer ratio {ratio:.1e}",
+        # verdicts (coursekit/diagnostics.py)
+        "verdict_depth": "{kind}: the back-propagated signal dL/dh at {first} is {ratio:.1e} x the one at {last} ({n} layers compared, {gain:.2f} per layer)",
+        "verdict_time": "{kind} over time: the gradient reaching {first} is {ratio:.1e} x the one at {last} (input of {layer})",
+        "verdict_zero": "vanishing: no gradient reaches {layer} (dL/dh is exactly 0 there)",
+        "verdict_nonfinite": "exploding: the gradient contains NaN or Inf ({layer})",
+        "verdict_loss_nonfinite": "exploding: the loss is {loss} already in the forward pass",
+        "verdict_shallow": "healthy: {n} hidden layer(s), no depth for the gradient to vanish or explode through",
+        "kind_healthy": "healthy",
+        "kind_mild_vanishing": "mild vanishing",
+        "kind_vanishing": "vanishing",
+        "kind_mild_exploding": "mild exploding",
+        "kind_exploding": "exploding",
+        "time_step_n": "step {step}",
+        "warn_input_scale": "warning: the inputs are not normalised (mean {mean:.3g}, std {std:.3g}); scale them to mean 0 and std about 1",
+        "warn_update_large": "warning: at lr={lr:g} one step changes {layer}'s weights by {ratio:.1e} of their size (about 1e-3 is healthy): the learning rate is too large for these weights",
+        "warn_update_small": "warning: at lr={lr:g} one step changes {layer}'s weights by only {ratio:.1e} of their size (about 1e-3 is healthy): the learning rate is too small for these weights",
+        "layout_mismatch": "{layer} has batch_first={batch_first}, but its input of shape {shape} has {n} examples along the other axis: give the sequences as {layout}, or pass batch_first= to say how they are laid out",
+        "no_recurrent": "{model} has no recurrent layer (RNN, LSTM, GRU) whose input could be measured step by step",
+        "gain": "gain",
+        "pre_activation_note": "* output of a Linear/Conv layer (a pre-activation): the units <= 0 for every example, dead if a ReLU follows",
         # self-checks
         "check_pass": "✓ passed: {name} agrees with the reference on {n} random inputs",
         "check_fail": "✗ {name} differs from the reference on input {case}:\n  yours:    {got}\n  expected: {expected}",
@@ -190,6 +206,8 @@ MESSAGES = {
         "loss": "loss",
         "grad_norm": "gradient norm",
         "grad_norm_per_layer": "Weight-gradient norm per layer",
+        "signal_rms": "rms of dL/dh",
+        "signal_per_layer": "Back-propagated signal per layer",
         "activations": "Activations",
         "gradients": "Gradients",
         "value": "value",
@@ -221,7 +239,7 @@ _tables = {}
 _plot_labels_in_english = False
 
 # the keys that label plots (axis labels, titles, legends)
-PLOT_LABELS = {"layer", "step", "loss", "grad_norm", "grad_norm_per_layer", "activations", "gradients", "value",
+PLOT_LABELS = {"layer", "step", "loss", "grad_norm", "grad_norm_per_layer", "signal_rms", "signal_per_layer", "activations", "gradients", "value",
                "count", "loss_curves", "saturation", "unit", "example", "update_ratio", "healthy_level",
                "time_step", "grad_per_step", "threshold",
                "with_bn", "without_bn", "clip_none", "clip_value", "clip_norm", "activation_std", "grad_norm_before_clip",
@@ -265,3 +283,20 @@ def tr(key, **values):
     english_only = _plot_labels_in_english and key in PLOT_LABELS
     text = MESSAGES["en"][key] if english_only else messages(_language).get(key, MESSAGES["en"][key])
     return text.format(**values)
+
+
+def display_width(text):
+    """Columns a text takes in a terminal or a notebook's monospace output: a CJK character takes two."""
+    width = wcswidth(text)
+    return width if width >= 0 else len(text)
+
+
+def table_row(cells, widths):
+    """One row of a text table: the first cell left-aligned, the others right-aligned, each padded to
+    its column's width by display width (not by character count), with at least one space between."""
+    out = []
+    for i, (cell, width) in enumerate(zip(cells, widths)):
+        cell = str(cell)
+        pad = " " * max(width - display_width(cell), 1 if i else 0)
+        out.append(cell + pad if i == 0 else pad + cell)
+    return "".join(out).rstrip()

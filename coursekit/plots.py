@@ -57,14 +57,20 @@ def _short(name):
 
 
 def plot_grad_norms(norms, ax=None, label=None, title=None):
-    """Weight-gradient norm per layer (input side on the left), log scale.
-    `norms`: {layer: norm} from weight_grad_norms / a Verdict, or several as {run: norms}."""
+    """Per layer (input side on the left), log scale: the back-propagated signal a Verdict read
+    (RMS of dL/dh, `verdict.norms`), or weight-gradient norms from weight_grad_norms.
+    `norms`: {layer: value}, or several runs as {run: {layer: value}}."""
+    from matplotlib.ticker import MaxNLocator
+
     ax = _axes(ax)
     runs = norms if all(isinstance(v, dict) for v in norms.values()) else {label: norms}
+    weights = all(str(k).endswith(".weight") for r in runs.values() for k in r)
     for run, layer_norms in runs.items():
         values = [max(v, 1e-30) for v in layer_norms.values()]
         ax.semilogy(range(1, len(values) + 1), values, "o-", label=run)
-    ax.set(xlabel=tr("layer"), ylabel=tr("grad_norm"), title=title or tr("grad_norm_per_layer"))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel=tr("layer"), ylabel=tr("grad_norm" if weights else "signal_rms"),
+           title=title or tr("grad_norm_per_layer" if weights else "signal_per_layer"))
     if any(k is not None for k in runs):
         ax.legend()
     return ax
@@ -137,6 +143,31 @@ def plot_grad_norm_over_steps(histories, threshold=None, ax=None, title=None):
     ax.set(xlabel=tr("step"), ylabel=tr("grad_norm"), title=title or "")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_activation_history(source, layers=None, title=None):
+    """fastai's "colorful dimension": for each layer, the histogram of its activations at every
+    recorded step, as an image (x: step, y: value, brightness: log of the count). `source` is a
+    History (ck.train records every `record_every` steps) or a Monitor."""
+    stats = getattr(source, "act_stats", None) or getattr(source, "stats", {})
+    edges = getattr(source, "act_edges", None) or getattr(source, "edges", {})
+    names = list(stats) if layers is None else list(layers)
+    if not names:
+        raise ValueError(tr("no_grad_yet"))
+    steps = getattr(source, "recorded_steps", None)
+    fig, axes = plt.subplots(1, len(names), figsize=(min(3 * len(names), 15), 2.6), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        counts = torch.tensor([record["hist"] for record in stats[name]]).T
+        lo, hi = edges[name]
+        right = steps[len(stats[name]) - 1] if steps else len(stats[name]) - 1
+        ax.imshow(torch.log1p(counts), aspect="auto", origin="lower", cmap="viridis", extent=(0, max(right, 1), lo, hi))
+        ax.set(title=name, xlabel=tr("step"))
+        ax.grid(False)
+    axes[0][0].set_ylabel(tr("value"))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return axes[0]
 
 
 def plot_time_step_grads(curves, ax=None, title=None):

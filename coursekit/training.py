@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .diagnostics import Monitor, weight_parameters
+from .diagnostics import weight_parameters
+from .monitor import Monitor
 from .i18n import tr
 from .validate import check_choice, check_data, check_int, check_module, check_nonnegative, check_positive, first_forward
 
@@ -27,7 +28,9 @@ class History:
     recorded_steps: list = field(default_factory=list)
     layer_grad_norms: dict = field(default_factory=dict)  # {weight name: [norm]}
     update_ratio: dict = field(default_factory=dict)  # {weight name: [log10 ratio]}
-    act_stats: dict = field(default_factory=dict)  # {layer name: [stats]}
+    act_stats: dict = field(default_factory=dict)  # {layer name: [stats]}, each with a histogram ('hist')
+    act_edges: dict = field(default_factory=dict)  # {layer name: (low, high)}: the range of those histograms
+    grad_stats: dict = field(default_factory=dict)  # {layer name: [mean and std of dL/dh]}
     diverged: bool = False
     stop_step: int = None  # the step whose loss was NaN/Inf
 
@@ -87,7 +90,7 @@ def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", moment
     model.eval()  # a check of shapes that must not touch BatchNorm's running statistics
     with torch.no_grad():
         first_forward(model, loss_fn, X[:2], y[:2])
-    mon = Monitor(model) if monitor else None
+    mon = Monitor(model, keep_last=False) if monitor else None
     history = History()
     g = torch.Generator().manual_seed(seed)
     order, pos = torch.randperm(len(X), generator=g), 0
@@ -138,6 +141,7 @@ def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", moment
         if mon is not None:
             mon.remove()
             history.act_stats, history.update_ratio = mon.stats, mon.update_ratio
+            history.act_edges, history.grad_stats = mon.edges, mon.grad_stats
     return history
 
 

@@ -38,14 +38,15 @@ def check_module(name, value):
     return value
 
 
-def check_data(X, y):
-    """X and y: tensors with the same, non-zero, number of examples."""
+def check_data(X, y, same_length=True):
+    """X and y: non-empty tensors, with the same number of examples (unless same_length=False:
+    sequences laid out (time, batch) have their examples along the second axis)."""
     for name, t in (("X", X), ("y", y)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(tr("bad_type", name=name, expected=tr("a_tensor"), got=type(t).__name__))
         if t.ndim == 0 or len(t) == 0:
             raise ValueError(tr("empty_data", name=name))
-    if len(X) != len(y):
+    if same_length and len(X) != len(y):
         raise ValueError(tr("shape_mismatch", nx=len(X), ny=len(y)))
 
 

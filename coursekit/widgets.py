@@ -27,7 +27,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
 from .data import load_data
-from .diagnostics import Monitor, verdict, weight_grad_norms
+from .diagnostics import diagnose
+from .monitor import Monitor
 from .i18n import get_language, tr
 from .models import mlp
 from .training import train
@@ -162,14 +163,14 @@ def _slider(key, options, value):
 @functools.lru_cache(maxsize=256)
 def depth_pass(depth, activation, init, std):
     """One forward and backward pass of ck.mlp on the fixed batch: the activations of every
-    layer (flattened, on the CPU), their statistics, and the weight-gradient norms."""
+    layer (flattened, on the CPU), their statistics, and the verdict on the back-propagated signal."""
     X, y = _data()
     model = _seeded_mlp(depth=depth, width=64, activation=activation, init=init, std=std)
     with Monitor(model) as monitor:
         F.cross_entropy(model(X[:BATCH]), y[:BATCH]).backward()
     activations = {name: h.flatten().double().cpu().numpy() for name, h in monitor.last.items()}
     stats = {name: history[-1] for name, history in monitor.stats.items()}
-    return activations, stats, weight_grad_norms(model)
+    return activations, stats, diagnose(model, X[:BATCH], y[:BATCH])
 
 
 def _spread(n, k=6):
@@ -190,7 +191,8 @@ def _layer_label(i, s):
 def draw_depth(fig, depth, activation, init, std):
     """Left: histograms of a few layers' activations, stacked, on one shared value axis (two axes
     in all: every extra axes costs ~30 ms to draw). Right: activation std and weight-gradient norm per layer."""
-    activations, stats, norms = depth_pass(depth, activation, init, std if init == "normal" else None)
+    activations, stats, result = depth_pass(depth, activation, init, std if init == "normal" else None)
+    norms = result.norms
     names = list(activations)
     shown = [names[i] for i in _spread(len(names))]
     values = {n: activations[n][np.isfinite(activations[n]) & (activations[n] != 0)] for n in shown}  # ReLU's zeros: see 'dead'
@@ -207,12 +209,12 @@ def draw_depth(fig, depth, activation, init, std):
     spread = [max(stats[n]["std"], 1e-30) for n in names]
     ax_norms.plot(range(1, len(names) + 1), spread, "o-", color="C2", label=tr("activation_std"))
     ax_norms.plot(range(1, len(norms) + 1), [max(v, 1e-30) for v in norms.values()], "o-", color="C3",
-                  label=tr("grad_norm"))
+                  label=tr("signal_rms"))
     _log_y(ax_norms)
     ax_norms.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_norms.set(xlabel=tr("layer"), title=tr("per_layer"))
     ax_norms.legend(fontsize=8)
-    fig.suptitle(verdict(norms).text, fontsize=9)
+    fig.suptitle(result.text, fontsize=9)
     fig.subplots_adjust(left=0.15, right=0.98, bottom=0.12, top=0.84, wspace=0.2)
 
 
@@ -236,7 +238,7 @@ def depth_explorer(depth=10, activation="tanh", init="normal", std=1.0):
 
 def explore_depth(depth=10, activation="tanh", init="normal", std=1.0):
     """Depth x activation x init (std for init='normal'): per-layer activation histograms, their
-    spread, and the weight-gradient norms of ONE forward/backward pass on a fixed batch of
+    spread, and the back-propagated signal (RMS of dL/dh) of ONE forward/backward pass on a fixed batch of
     Fashion-MNIST. The arguments are the controls' starting values."""
     display(depth_explorer(depth, activation, init, std))
 
