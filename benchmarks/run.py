@@ -5,6 +5,7 @@ several runs on this machine. Targets (see README, Measurements):
   lesson, clean kernel, Restart & Run All  <= 30 s      whole test suite                  <= 10 min
   coursekit loop vs seed 002's loop        >= 5x        diagnostics overhead per step     <= 15 %
   explorer update                          <= 300 ms    peak memory of a lesson kernel    (reported)
+  Monitor recording every step             <= 10 %
 """
 
 import argparse
@@ -131,11 +132,44 @@ def bench_hooks(repeat, steps=500):
     return {"steps": steps, "plain_s": plain, "monitored_s": watched, "overhead": watched / plain - 1}
 
 
+def bench_monitor(repeat, steps=200, batch_size=64):
+    """Cost of ck.Monitor recording every step (forward statistics, a histogram and the backward
+    statistics of every layer) in a plain training loop of a 20-layer tanh MLP. The two loops are
+    interleaved, so that a busy machine slows both alike."""
+    import coursekit as ck
+
+    X, y, _, _ = ck.load_data(n_train=10000, n_test=100)
+
+    def once(watch):
+        torch.manual_seed(0)
+        model = ck.mlp(depth=20, width=64, activation="tanh", init="xavier")
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        mon = ck.Monitor(model, keep_last=False) if watch else None
+        start = time.perf_counter()
+        for step in range(steps):
+            idx = slice((step * batch_size) % 9000, (step * batch_size) % 9000 + batch_size)
+            loss = F.cross_entropy(model(X[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        elapsed = time.perf_counter() - start
+        if mon is not None:
+            mon.remove()
+        return elapsed
+
+    plain, watched = [], []
+    for _ in range(repeat):
+        plain.append(once(False))
+        watched.append(once(True))
+    plain, watched = statistics.median(plain), statistics.median(watched)
+    return {"steps": steps, "plain_s": plain, "monitored_s": watched, "overhead": watched / plain - 1}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the median is kept)")
     parser.add_argument("--langs", nargs="+", default=["en"], help="notebook languages to time (all: en ru zh pt fr)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["notebooks", "suite", "loops", "hooks", "widgets"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["notebooks", "suite", "loops", "hooks", "monitor", "widgets"])
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # as ck.setup() does for the lessons
     results = {"machine": {"cpu_count": __import__("os").cpu_count(), "platform": platform.platform(),
@@ -147,6 +181,9 @@ def main(argv=None):
     if "hooks" not in args.skip:
         print("diagnostics overhead ...", flush=True)
         results["hooks"] = bench_hooks(args.repeat)
+    if "monitor" not in args.skip:
+        print("Monitor recording every step ...", flush=True)
+        results["monitor"] = bench_monitor(max(args.repeat, 5))
     if "widgets" not in args.skip and (ROOT / "benchmarks" / "widget_latency.py").exists():
         print("explorer latency ...", flush=True)
         sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -171,6 +208,8 @@ def print_table(r):
         print(f"{'loop speed-up vs seed 002 (1000 steps, B=32)':44s} {r['loops']['speedup']:13.1f}x  >= 5x")
     if "hooks" in r:
         print(f"{'diagnostics overhead per step':44s} {100 * r['hooks']['overhead']:12.0f} %  <= 15 %")
+    if "monitor" in r:
+        print(f"{'Monitor recording every step, 20-layer MLP':44s} {100 * r['monitor']['overhead']:12.0f} %  <= 10 %")
     for name, w in r.get("widgets", {}).items():
         print(f"{'explorer ' + name + ' update (median)':44s} {w['median_ms']:11.0f} ms  <= 300 ms")
     for name, n in r.get("notebooks", {}).items():

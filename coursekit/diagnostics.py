@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from .i18n import tr
+from .i18n import format_table, tr
 from .validate import check_data, check_module, check_positive, first_forward
 
 # The verdict's thresholds on R = signal at the first hidden layer / signal at the last one.
@@ -83,16 +83,15 @@ class LayerCall:
     name: str  # the module's name; "rnn#2" for the second call of a module called twice
     kind: str  # "embedding", "recurrent" or "layer"
     out_rms: float = math.nan
-    grad_rms: float = math.nan  # RMS of dL/dh over the batch and the units; NaN if none came back
+    grad_rms: float = None  # RMS of dL/dh over the batch and the units; None if none came back (output unused)
 
 
 class _Recorder:
     """Forward hooks on every layer (and a tensor hook on its output) for one forward/backward
     pass; the calls are kept in the order they ran."""
 
-    def __init__(self, model, batch_first=None, n_examples=None):
+    def __init__(self, model, n_examples=None):
         self.calls, self.counts, self.time, self.n_examples = [], {}, None, n_examples
-        self.batch_first = batch_first
         layers = [(n, m) for n, m in model.named_modules() if n and is_layer(m)]  # the model itself is not a layer
         self.handles = [m.register_forward_hook(self._on_forward(n)) for n, m in layers]
         recurrent = [(n, m) for n, m in layers if isinstance(m, nn.RNNBase)]
@@ -124,8 +123,7 @@ class _Recorder:
             data = _track(x.data if packed is not None else x)
             if data is None or not data.is_floating_point() or not data.requires_grad:
                 return
-            batch_first = module.batch_first if self.batch_first is None else self.batch_first
-            self.time = {"layer": name, "packed": packed, "batch_first": batch_first, "shape": tuple(data.shape)}
+            self.time = {"layer": name, "packed": packed, "batch_first": module.batch_first, "shape": tuple(data.shape)}
             _check_layout(self.time, self.n_examples)
             data.register_hook(lambda g: self.time.__setitem__("grad", g.detach()))
         return hook
@@ -160,7 +158,8 @@ def _check_layout(time, n_examples):
     if time["shape"][batch_dim] != n_examples and time["shape"][1 - batch_dim] == n_examples:
         raise LayoutMismatch(tr("layout_mismatch", layer=time["layer"], batch_first=time["batch_first"],
                                 shape=time["shape"], n=n_examples,
-                                layout="(batch, time, features)" if time["batch_first"] else "(time, batch, features)"))
+                                layout="(batch, time, ...)" if time["batch_first"] else "(time, batch, ...)",
+                                other=not time["batch_first"]))
 
 
 @dataclass(repr=False)
@@ -177,9 +176,9 @@ class Profile:
 
     @property
     def chain(self):
-        """The hidden chain the verdict reads: every layer call but the embeddings and the head
-        (the last layer to run, whose dL/dh is the loss's own gradient)."""
-        calls = [c for c in self.calls if c.kind != "embedding"]
+        """The hidden chain the verdict reads: every layer call but the embeddings, the outputs that
+        the loss does not use, and the head (the last layer to run, whose dL/dh is the loss's own gradient)."""
+        calls = [c for c in self.calls if c.kind != "embedding" and c.grad_rms is not None]
         return calls[:-1] if len(calls) > 1 else []
 
     def compared(self):
@@ -199,14 +198,13 @@ class Profile:
     def table(self):
         """Per layer, in execution order: RMS of h, RMS of dL/dh, backward gain, grad:data."""
         gains = self.gains()
-        rows = [f"{tr('layer'):<24}{'rms(h)':>10}{'rms(dL/dh)':>12}{tr('gain'):>8}{'grad:data':>11}"]
+        rows = [[tr("layer"), "rms(h)", "rms(dL/dh)", tr("gain"), "grad:data"]]
         for c in self.calls:
-            gain = gains.get(c.name)
-            ratio = self.grad_data.get(c.name.split("#")[0])
-            rows.append(f"{c.name:<24}{c.out_rms:10.2e}{c.grad_rms:12.2e}"
-                        + (f"{gain:8.2f}" if gain is not None else f"{'':8}")
-                        + (f"{ratio:11.1e}" if ratio is not None else ""))
-        return "\n".join(rows)
+            gain, ratio = gains.get(c.name), self.grad_data.get(c.name.split("#")[0])
+            rows.append([c.name, f"{c.out_rms:.2e}", "-" if c.grad_rms is None else f"{c.grad_rms:.2e}",
+                         "" if gain is None else f"{gain:.2f}",
+                         "" if ratio is None else f"{ratio:.1e}"])
+        return format_table(rows)
 
 
 def role(name):
@@ -235,7 +233,7 @@ def _cast_like(model, t):
     return t.to(param.device, dtype=param.dtype if t.is_floating_point() else t.dtype)
 
 
-def gradient_profile(model, X, y, loss_fn=F.cross_entropy, batch_first=None):
+def gradient_profile(model, X, y, loss_fn=F.cross_entropy):
     """One forward and backward pass of a copy of `model` in training mode on (X, y): the signal
     dL/dh at every layer's output in the order the layers ran, grad:data per weight, and, for a
     recurrent model, dL/dx_t per time step. The model itself is left exactly as it was."""
@@ -247,7 +245,7 @@ def gradient_profile(model, X, y, loss_fn=F.cross_entropy, batch_first=None):
     y = _cast_like(probe, y.detach())
     if X.is_floating_point():
         X.requires_grad_(True)
-    recorder = _Recorder(probe, batch_first, n_examples=len(y) if y.ndim == 1 else None)
+    recorder = _Recorder(probe, n_examples=len(y) if y.ndim == 1 else None)
     try:
         with torch.random.fork_rng(devices=[]):  # dropout in the copy leaves the caller's random stream alone
             loss = first_forward(probe, loss_fn, X, y)
@@ -283,6 +281,11 @@ class Verdict:
     warnings: list = field(default_factory=list)
     profile: Profile = None
 
+    @property
+    def label(self):
+        """The kind in the notebook's language."""
+        return tr(f"kind_{self.kind.replace(' ', '_')}")
+
     def __str__(self):
         return "\n".join([self.text] + self.warnings)
 
@@ -309,7 +312,7 @@ def verdict(signal, steps=False, layer=None):
     """The verdict on a profile of the back-propagated signal: {layer name: RMS of dL/dh}, input
     side first (or, with steps=True, a list of RMS of dL/dx_t over time, for the layer `layer`).
 
-    R = first / last. R < 1/100: vanishing; R < 1/4: mild vanishing; R > 4: mild exploding;
+    R = first / last. R < 1/100: vanishing; R < 1/3: mild vanishing; R > 3: mild exploding;
     R > 100: exploding; else healthy. A NaN or Inf anywhere is exploding; an exact 0 is vanishing
     (no gradient reaches that layer); 0/0 is never a ratio.
     """
@@ -372,7 +375,7 @@ def _verdict_of_profile(profile, lr=None):
     return result
 
 
-def diagnose(model, X, y, loss_fn=F.cross_entropy, lr=None, batch_first=None):
+def diagnose(model, X, y, loss_fn=F.cross_entropy, lr=None):
     """One forward and backward pass on a copy of the model, in training mode, then the verdict.
 
     The verdict reads the back-propagated signal dL/dh through the hidden layers, in the order
@@ -382,15 +385,15 @@ def diagnose(model, X, y, loss_fn=F.cross_entropy, lr=None, batch_first=None):
     """
     if lr is not None:
         lr = check_positive("lr", lr)
-    return _verdict_of_profile(gradient_profile(model, X, y, loss_fn, batch_first), lr)
+    return _verdict_of_profile(gradient_profile(model, X, y, loss_fn), lr)
 
 
-def time_step_grad_norms(model, x, y, loss_fn=F.cross_entropy, batch_first=None):
+def time_step_grad_norms(model, x, y, loss_fn=F.cross_entropy):
     """||dL/dx_t|| for each time step t of a batch of sequences: how much of the gradient reaches
     step t, going back from the end. x_t is the input of the model's first recurrent layer (after an
-    embedding, if there is one); the layout, (batch, time) or (time, batch), is the layer's
-    `batch_first` unless given; packed sequences work too."""
-    profile = gradient_profile(model, x, y, loss_fn, batch_first)
+    embedding, if there is one), so the layout, (batch, time) or (time, batch), is read from the layer's
+    `batch_first`; token ids and packed sequences work too."""
+    profile = gradient_profile(model, x, y, loss_fn)
     if profile.time_norms is None:
         raise ValueError(tr("no_recurrent", model=type(model).__name__))
     return profile.time_norms

@@ -42,7 +42,7 @@ MESSAGES = {
         # training
         "nan_stop": "Stopped at step {step}: the loss is {loss}. The run diverged; the history up to this step is returned.",
         # verdicts (coursekit/diagnostics.py)
-        "verdict_depth": "{kind}: the back-propagated signal dL/dh at {first} is {ratio:.1e} x the one at {last} ({n} layers compared, {gain:.2f} per layer)",
+        "verdict_depth": "{kind}: the back-propagated signal dL/dh at {first} is {ratio:.1e} x the one at {last} ({n} layers compared, {gain:.2g} per layer)",
         "verdict_time": "{kind} over time: the gradient reaching {first} is {ratio:.1e} x the one at {last} (input of {layer})",
         "verdict_zero": "vanishing: no gradient reaches {layer} (dL/dh is exactly 0 there)",
         "verdict_nonfinite": "exploding: the gradient contains NaN or Inf ({layer})",
@@ -57,7 +57,7 @@ MESSAGES = {
         "warn_input_scale": "warning: the inputs are not normalised (mean {mean:.3g}, std {std:.3g}); scale them to mean 0 and std about 1",
         "warn_update_large": "warning: at lr={lr:g} one step changes {layer}'s weights by {ratio:.1e} of their size (about 1e-3 is healthy): the learning rate is too large for these weights",
         "warn_update_small": "warning: at lr={lr:g} one step changes {layer}'s weights by only {ratio:.1e} of their size (about 1e-3 is healthy): the learning rate is too small for these weights",
-        "layout_mismatch": "{layer} has batch_first={batch_first}, but its input of shape {shape} has {n} examples along the other axis: give the sequences as {layout}, or pass batch_first= to say how they are laid out",
+        "layout_mismatch": "{layer} has batch_first={batch_first}, but its input of shape {shape} has {n} examples along the other axis: give the sequences as {layout}, or build the layer with batch_first={other}",
         "no_recurrent": "{model} has no recurrent layer (RNN, LSTM, GRU) whose input could be measured step by step",
         "gain": "gain",
         "pre_activation_note": "* output of a Linear/Conv layer (a pre-activation): the units <= 0 for every example, dead if a ReLU follows",
@@ -71,7 +71,7 @@ MESSAGES = {
         # -- lesson 01 claims --
         "l01_product": "a product of 50 factors with gain 1.1 grows over 10x; with gain 0.9 it shrinks below 1/10",
         "l01_deep_ratio": "N(0, 1) init: the gradient explodes towards the input, layer 1's is over 1000x the last layer's",
-        "l01_xavier_healthy": "Xavier init: the same network's gradients are healthy",
+        "l01_xavier_healthy": "Xavier init: no explosion; the signal at layer 1 is within 20x of the last layer's (at most a mild vanishing)",
         "l01_nan": "the loss became NaN or Inf within 10 steps and training stopped",
         "l01_loss_grows": "before that, the loss grew more than 1000-fold",
         "l01_weights_grow": "and the weights' norm grew more than 1000-fold",
@@ -152,9 +152,9 @@ MESSAGES = {
         "l04_batch1_error": "nn.BatchNorm1d refuses a batch of one example in training mode (ValueError)",
         "l04_batch1_degenerate": "with a batch of one, the hand-written BatchNorm returns beta for any input, and the input's gradient is 0",
         "l04_bias_useless": "the bias of a Linear layer followed by BatchNorm gets no gradient (over 10000x smaller than the weights')",
-        "l04_sigmoid_grads": "at init, the deep sigmoid net's gradient vanishes towards the input; with BatchNorm it is healthy",
+        "l04_sigmoid_grads": "at init, the deep sigmoid net's gradient vanishes towards the input; with BatchNorm the signal at layer 1 stays within 5x of the last layer's",
         "l04_deep_sigmoid": "the plain deep sigmoid net stalls (loss above 2.2); with BatchNorm it trains (test accuracy over 60%)",
-        "l04_high_lr": "at lr=2 the plain ReLU net diverges; with BatchNorm it trains (test accuracy over 60%)",
+        "l04_high_lr": "at lr=2 the plain ReLU net fails (it diverges, or its units die and the loss stays above 2.2); with BatchNorm it trains (test accuracy over 60%)",
         "l04_bad_init": "with N(0, 0.01) init the plain net stalls (loss above 2.2); with BatchNorm it trains (test accuracy over 60%)",
         "l04_fold": "BatchNorm folded into the Linear layers gives the same logits in eval mode (to 1e-4), with no BatchNorm layer left",
         "l04_variants": "hand-written BatchNorm2d, LayerNorm, InstanceNorm2d and GroupNorm, each averaging over its own axes, match PyTorch's to 1e-5",
@@ -291,12 +291,14 @@ def display_width(text):
     return width if width >= 0 else len(text)
 
 
-def table_row(cells, widths):
-    """One row of a text table: the first cell left-aligned, the others right-aligned, each padded to
-    its column's width by display width (not by character count), with at least one space between."""
-    out = []
-    for i, (cell, width) in enumerate(zip(cells, widths)):
-        cell = str(cell)
-        pad = " " * max(width - display_width(cell), 1 if i else 0)
-        out.append(cell + pad if i == 0 else pad + cell)
-    return "".join(out).rstrip()
+def format_table(rows, gap=2):
+    """Rows of cells as lines of text: the first column left-aligned, the others right-aligned, each
+    column as wide as its widest cell by display width (not by character count), `gap` spaces apart."""
+    rows = [[str(cell) for cell in row] for row in rows]
+    widths = [max(display_width(row[i]) for row in rows if i < len(row)) for i in range(max(map(len, rows)))]
+    lines = []
+    for row in rows:
+        cells = [row[0] + " " * (widths[0] - display_width(row[0]))]
+        cells += [" " * (gap + widths[i] - display_width(cell)) + cell for i, cell in enumerate(row[1:], 1)]
+        lines.append("".join(cells).rstrip())
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from .diagnostics import weight_parameters
-from .i18n import tr, table_row
+from .i18n import format_table, tr
 from .validate import check_int, check_module
 
 ACTIVATION_TYPES = (nn.Sigmoid, nn.Tanh, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Softplus)
@@ -101,15 +101,40 @@ def units(output, module, model_has_conv1d=False):
         output = output[0]
     if isinstance(output, PackedSequence):
         output = output.data
+    if output.ndim == 2:
+        return output
     if output.ndim == 1:
         return output.reshape(-1, 1)
     axis = _unit_axis(module, output, model_has_conv1d)
     return output.movedim(axis, -1).reshape(-1, output.shape[axis])
 
 
-def _histogram(h, edges):
-    counts = torch.histc(h.float().clamp(edges[0], edges[1]), bins=BINS, min=edges[0], max=edges[1])
-    return counts.tolist()
+HIST_SAMPLE = 1024  # values per layer and record that go into its histogram (a strided sample beyond that)
+
+
+def _group_stats(H, kinds, lo, hi):
+    """The statistics of several layers' outputs at once: H is (layers, samples, units), stacked, so that
+    a step costs a few passes over the data however many layers are watched. Per layer: mean, std,
+    share near 0, share saturated (tanh, sigmoid, recurrent), share of dead units, and a histogram."""
+    n = H[0].numel()
+    flat = H.flatten(1)
+    mean = flat.mean(dim=1)
+    std = ((flat - mean[:, None]) ** 2).sum(dim=1).div(max(n - 1, 1)).sqrt()  # two passes: torch.std is slower here
+    size = H.abs()
+    near_zero = torch.count_nonzero(size < 0.01, dim=(1, 2)) / n
+    sigmoid = torch.tensor([k == "sigmoid" for k in kinds], device=H.device)
+    saturated = torch.count_nonzero(size > SATURATION, dim=(1, 2)) / n
+    if sigmoid.any():  # within 1 - SATURATION of 0 or 1
+        saturated = torch.where(sigmoid, torch.count_nonzero((H - 0.5).abs() > SATURATION - 0.5, dim=(1, 2)) / n, saturated)
+    top = H.amax(dim=1)  # per unit, over the samples: a dead ReLU unit's largest output is 0
+    leaky = torch.tensor([k == "leaky_relu" for k in kinds], device=H.device)[:, None]
+    dead = torch.where(leaky, top < 0, top <= 0).float().mean(dim=1)
+    sample = flat[:, ::max(1, n // HIST_SAMPLE)]
+    width = (hi - lo).clamp_min(1e-12)
+    bins = ((sample - lo[:, None]) / width[:, None] * BINS).long().clamp(0, BINS - 1)
+    bins += BINS * torch.arange(len(H), device=H.device)[:, None]
+    hist = torch.bincount(bins.flatten(), minlength=len(H) * BINS).view(len(H), BINS)
+    return torch.cat([torch.stack([mean, std, near_zero, saturated, dead], dim=1), hist.to(mean.dtype)], dim=1).tolist()
 
 
 class Monitor:
@@ -125,8 +150,9 @@ class Monitor:
 
     A module called k times in one forward pass gets k rows (name, name#2, ...). Only forward passes
     in training mode are recorded (record_eval=True records the others too), every `record_every`-th
-    of them, and each layer keeps its last `max_records` records. `remove()`, or leaving the `with`
-    block, takes the hooks off: the model is as before.
+    of them, and each layer keeps its last `max_records` records. The hooks only keep the tensors;
+    the statistics are computed for all layers at once when they are read or the next pass starts.
+    `remove()`, or leaving the `with` block, takes the hooks off: the model is as before.
     """
 
     def __init__(self, model, modules=None, record_every=1, record_eval=False, max_records=1000, keep_last=True):
@@ -135,16 +161,34 @@ class Monitor:
         self.max_records = check_int("max_records", max_records)
         self.record_eval, self.keep_last = bool(record_eval), bool(keep_last)
         self.record = True  # a training loop may switch recording off for some steps
-        self.stats, self.grad_stats, self.last, self.last_grad, self.edges, self.update_ratio = {}, {}, {}, {}, {}, {}
+        self._stats, self._grad_stats, self._last, self.last_grad, self.edges, self.update_ratio = {}, {}, {}, {}, {}, {}
         self.layers = watched_layers(model, modules)
+        self._kinds = {n: _kind(m) for n, m in self.layers}
         self.weights = weight_parameters(model)
         self._has_conv1d = any(isinstance(m, nn.Conv1d) for m in model.modules())
         self._before, self._forwards, self._recording, self._calls = None, 0, False, {}
+        self._pending, self._pending_grads = [], []
         self._handles = [model.register_forward_pre_hook(self._on_model_forward)]
         self._handles += [m.register_forward_hook(self._hook(n, m)) for n, m in self.layers]
 
+    @property
+    def stats(self):
+        self._flush()
+        return self._stats
+
+    @property
+    def grad_stats(self):
+        self._flush()
+        return self._grad_stats
+
+    @property
+    def last(self):
+        self._flush()
+        return self._last
+
     def _on_model_forward(self, model, inputs):
         """A new forward pass: count it, decide whether it is recorded, restart the call counts."""
+        self._flush()
         self._calls = {}
         self._recording = self.record and (model.training or self.record_eval) and \
             self._forwards % self.record_every == 0
@@ -158,38 +202,56 @@ class Monitor:
             del rows[0]
 
     def _hook(self, name, module):
-        kind = _kind(module)
-
         def on_forward(mod, inputs, output):
             if not self._recording:
                 return
             self._calls[name] = self._calls.get(name, 0) + 1
             row = name if self._calls[name] == 1 else f"{name}#{self._calls[name]}"
-            h = units(output, mod, self._has_conv1d).detach()
-            stats = activation_stats(h, kind)
-            if row not in self.edges:  # fixed bins per layer, so that histograms line up over time
-                lo, hi = h.min().item(), h.max().item()
-                pad = 0.25 * (hi - lo) + 1e-6
-                self.edges[row] = (lo - pad if lo < 0 else lo, hi + pad)
-            stats["hist"] = _histogram(h, self.edges[row])
-            self._append(self.stats, row, stats)
-            if self.keep_last:
-                self.last[row] = h
+            self._pending.append((row, self._kinds[name], units(output, mod, self._has_conv1d).detach()))
             tensor = output[0] if isinstance(output, (tuple, list)) else output
             tensor = tensor.data if isinstance(tensor, PackedSequence) else tensor
             if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
-                tensor.register_hook(self._on_backward(row, mod))
+                tensor.register_hook(lambda g: self._pending_grads.append((row, mod, g.detach())))
 
         return on_forward
 
-    def _on_backward(self, row, module):
-        def on_grad(grad):
-            g = units(grad, module, self._has_conv1d).detach()
-            mean, std = torch.stack([g.mean(), g.std() if g.numel() > 1 else g.new_zeros(())]).tolist()
-            self._append(self.grad_stats, row, {"mean": mean, "std": std})
-            if self.keep_last:
-                self.last_grad[row] = g
-        return on_grad
+    def _flush(self):
+        """Turn the tensors the hooks kept into statistics, layers of the same shape together."""
+        pending, self._pending = self._pending, []
+        groups = {}
+        for row, kind, h in pending:
+            groups.setdefault((h.shape, h.dtype, h.device), []).append((row, kind, h))
+        for items in groups.values():
+            H = torch.stack([h for _, _, h in items]).float()
+            new = [i for i, (row, _, _) in enumerate(items) if row not in self.edges]
+            if new:  # fixed bins per layer, so that its histograms line up over time
+                lo, hi = H[new].amin(dim=(1, 2)).tolist(), H[new].amax(dim=(1, 2)).tolist()
+                for i, a, b in zip(new, lo, hi):
+                    pad = 0.1 * (b - a) + 1e-6
+                    self.edges[items[i][0]] = (a - pad if a < 0 else a, b + pad)
+            lo = torch.tensor([self.edges[row][0] for row, _, _ in items], device=H.device)
+            hi = torch.tensor([self.edges[row][1] for row, _, _ in items], device=H.device)
+            for (row, kind, h), values in zip(items, _group_stats(H, [k for _, k, _ in items], lo, hi)):
+                mean, std, near_zero, saturated, dead = values[:5]
+                self._append(self._stats, row, {
+                    "mean": mean, "std": std, "near_zero": near_zero,
+                    "saturated": saturated if kind in ("tanh", "rnn", "sigmoid") else None,
+                    "dead": dead if kind in ("relu", "leaky_relu", "pre") else None, "hist": values[5:]})
+                if self.keep_last:
+                    self._last[row] = h
+        grads, self._pending_grads = self._pending_grads, []
+        groups = {}
+        for row, mod, g in grads:
+            g = units(g, mod, self._has_conv1d)
+            groups.setdefault((g.shape, g.dtype, g.device), []).append((row, g))
+        for items in groups.values():
+            G = torch.stack([g for _, g in items]).flatten(1).float()
+            mean = G.mean(dim=1)
+            std = ((G - mean[:, None]) ** 2).sum(dim=1).div(max(G.shape[1] - 1, 1)).sqrt()
+            for (row, g), m, sd in zip(items, mean.tolist(), std.tolist()):
+                self._append(self._grad_stats, row, {"mean": m, "std": sd})
+                if self.keep_last:
+                    self.last_grad[row] = g
 
     def before_step(self):
         """Remember the weights before optimizer.step()."""
@@ -203,6 +265,7 @@ class Monitor:
         self._before = None
 
     def remove(self):
+        self._flush()
         for h in self._handles:
             h.remove()
         self._handles = []
@@ -217,20 +280,17 @@ class Monitor:
         """The latest statistics per watched layer (and call), as rows of text: print it before plotting."""
         pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"
         with_grad = bool(self.grad_stats)
-        widths = (18, 8, 8, 11, 8, 9) + ((11,) if with_grad else ())
-        header = [tr("layer"), tr("mean"), "std", tr("saturated"), tr("dead"), tr("near_zero")]
-        rows = [table_row(header + (["std dL/dh"] if with_grad else []), widths)]
+        rows = [[tr("layer"), tr("mean"), "std", tr("saturated"), tr("dead"), tr("near_zero")] + (["std dL/dh"] if with_grad else [])]
         pre = False
+        grad_stats = self.grad_stats
         for name, history in self.stats.items():
             s = history[-1]
             dead = pct(s["dead"])
             if s["dead"] is not None and _kind(dict(self.layers).get(name.split("#")[0])) == "pre":
                 dead, pre = dead + "*", True
-            cells = [name, f"{s['mean']:.3f}", f"{s['std']:.3f}", pct(s["saturated"]), dead, pct(s["near_zero"])]
+            row = [name, f"{s['mean']:.3f}", f"{s['std']:.3f}", pct(s["saturated"]), dead, pct(s["near_zero"])]
             if with_grad:
-                g = self.grad_stats.get(name)
-                cells.append(f"{g[-1]['std']:.2e}" if g else "-")
-            rows.append(table_row(cells, widths))
-        if pre:
-            rows.append(tr("pre_activation_note"))
-        return "\n".join(rows)
+                g = grad_stats.get(name)
+                row.append(f"{g[-1]['std']:.2e}" if g else "-")
+            rows.append(row)
+        return format_table(rows) + ("\n" + tr("pre_activation_note") if pre else "")

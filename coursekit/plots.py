@@ -160,7 +160,7 @@ def plot_activation_history(source, layers=None, title=None):
         counts = torch.tensor([record["hist"] for record in stats[name]]).T
         lo, hi = edges[name]
         right = steps[len(stats[name]) - 1] if steps else len(stats[name]) - 1
-        ax.imshow(torch.log1p(counts), aspect="auto", origin="lower", cmap="viridis", extent=(0, max(right, 1), lo, hi))
+        ax.imshow(torch.log1p(counts).numpy(), aspect="auto", origin="lower", cmap="viridis", extent=(0, max(right, 1), lo, hi))
         ax.set(title=name, xlabel=tr("step"))
         ax.grid(False)
     axes[0][0].set_ylabel(tr("value"))
