@@ -132,7 +132,7 @@ def bench_hooks(repeat, steps=500):
     return {"steps": steps, "plain_s": plain, "monitored_s": watched, "overhead": watched / plain - 1}
 
 
-def bench_monitor(repeat, steps=200, batch_size=64):
+def bench_monitor(repeat, steps=200, batch_size=64, width=64, record_every=1):
     """Cost of ck.Monitor recording every step (forward statistics, a histogram and the backward
     statistics of every layer) in a plain training loop of a 20-layer tanh MLP. The two loops are
     interleaved, so that a busy machine slows both alike."""
@@ -142,9 +142,9 @@ def bench_monitor(repeat, steps=200, batch_size=64):
 
     def once(watch):
         torch.manual_seed(0)
-        model = ck.mlp(depth=20, width=64, activation="tanh", init="xavier")
+        model = ck.mlp(depth=20, width=width, activation="tanh", init="xavier")
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
-        mon = ck.Monitor(model, keep_last=False) if watch else None
+        mon = ck.Monitor(model, keep_last=False, record_every=record_every) if watch else None
         start = time.perf_counter()
         for step in range(steps):
             idx = slice((step * batch_size) % 9000, (step * batch_size) % 9000 + batch_size)
@@ -162,7 +162,8 @@ def bench_monitor(repeat, steps=200, batch_size=64):
         plain.append(once(False))
         watched.append(once(True))
     plain, watched = statistics.median(plain), statistics.median(watched)
-    return {"steps": steps, "plain_s": plain, "monitored_s": watched, "overhead": watched / plain - 1}
+    return {"steps": steps, "batch_size": batch_size, "width": width, "record_every": record_every,
+            "plain_s": plain, "monitored_s": watched, "overhead": watched / plain - 1}
 
 
 def main(argv=None):
@@ -184,6 +185,8 @@ def main(argv=None):
     if "monitor" not in args.skip:
         print("Monitor recording every step ...", flush=True)
         results["monitor"] = bench_monitor(max(args.repeat, 5))
+        results["monitor_every_10"] = bench_monitor(max(args.repeat, 5), record_every=10)
+        results["monitor_wide"] = bench_monitor(max(args.repeat, 5), steps=50, batch_size=256, width=512)
     if "widgets" not in args.skip and (ROOT / "benchmarks" / "widget_latency.py").exists():
         print("explorer latency ...", flush=True)
         sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -209,7 +212,9 @@ def print_table(r):
     if "hooks" in r:
         print(f"{'diagnostics overhead per step':44s} {100 * r['hooks']['overhead']:12.0f} %  <= 15 %")
     if "monitor" in r:
-        print(f"{'Monitor recording every step, 20-layer MLP':44s} {100 * r['monitor']['overhead']:12.0f} %  <= 10 %")
+        print(f"{'Monitor every step, 20 layers of 64, B=64':44s} {100 * r['monitor']['overhead']:12.0f} %  <= 10 %")
+        print(f"{'Monitor every 10th step, the same net':44s} {100 * r['monitor_every_10']['overhead']:12.0f} %")
+        print(f"{'Monitor every step, 20 layers of 512, B=256':44s} {100 * r['monitor_wide']['overhead']:12.0f} %")
     for name, w in r.get("widgets", {}).items():
         print(f"{'explorer ' + name + ' update (median)':44s} {w['median_ms']:11.0f} ms  <= 300 ms")
     for name, n in r.get("notebooks", {}).items():

@@ -162,12 +162,12 @@ def _slider(key, options, value):
 
 @functools.lru_cache(maxsize=256)
 def depth_pass(depth, activation, init, std):
-    """One forward and backward pass of ck.mlp on the fixed batch: the activations of every
-    layer (flattened, on the CPU), their statistics, and the verdict on the back-propagated signal."""
+    """ck.mlp on the fixed batch: the activations of every layer (flattened, on the CPU) and their
+    statistics from one forward pass, and the verdict on the back-propagated signal."""
     X, y = _data()
     model = _seeded_mlp(depth=depth, width=64, activation=activation, init=init, std=std)
-    with Monitor(model) as monitor:
-        F.cross_entropy(model(X[:BATCH]), y[:BATCH]).backward()
+    with Monitor(model) as monitor, torch.no_grad():
+        model(X[:BATCH])
     activations = {name: h.flatten().double().cpu().numpy() for name, h in monitor.last.items()}
     stats = {name: history[-1] for name, history in monitor.stats.items()}
     return activations, stats, diagnose(model, X[:BATCH], y[:BATCH])
