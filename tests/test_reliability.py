@@ -17,7 +17,7 @@ What "the same story" means (the rule is also in the README, "How the tests chec
   finite": which of the two a diverging run hits first is a matter of rounding too.
 
 A lesson whose message changed fails: a verdict word that flips (`healthy` -> `vanishing`), a run
-that now diverges (`finite` -> `NaN at step #`, or an extra "Stopped at step" line), a claim that
+that now diverges (`finite` -> `NaN/Inf at step #`, or an extra "Stopped at step" line), a claim that
 is reworded or missing, a label that changed, a cell that prints more or fewer lines.
 """
 
