@@ -25,7 +25,6 @@ import os
 import re
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -79,16 +78,16 @@ def story_differences(fresh, committed):
 def run_fresh(path, folder):
     """Execute the lesson from a clean kernel with the seed it was committed with (COURSEKIT_SEED unset)."""
     env = {k: v for k, v in os.environ.items() if k != "COURSEKIT_SEED"}
-    subprocess.run([JUPYTER, "nbconvert", "--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=300",
-                    "--output-dir", str(folder), str(path)], cwd=ROOT, env=env, check=True, capture_output=True)
+    done = subprocess.run([JUPYTER, "nbconvert", "--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=300",
+                           "--output-dir", str(folder), str(path)], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{path.name} did not run:\n{done.stderr[-3000:]}"
     return nbformat.read(folder / path.name, as_version=4)
 
 
 @pytest.mark.parametrize("path", ENGLISH, ids=lambda p: p.stem)
 def test_a_lesson_is_repeatable_and_tells_the_committed_story(path, tmp_path):
-    folders = [tmp_path / "first", tmp_path / "second"]
-    with ThreadPoolExecutor(2) as pool:  # two kernels side by side: one torch thread each
-        first, second = pool.map(lambda folder: run_fresh(path, folder), folders)
+    first, second = run_fresh(path, tmp_path / "first"), run_fresh(path, tmp_path / "second")  # one after the other:
+    # two kernels started at the same moment can race for the same ports, and the second fails to start
     assert printed_text(first) == printed_text(second), "two runs on one machine printed different text"
     assert story_differences(first, nbformat.read(path, as_version=4)) == []
 
