@@ -18,29 +18,8 @@ CHANNEL_FIRST = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.modules.batchnorm._BatchNor
                  nn.GroupNorm)
 SATURATION = 0.97  # |tanh| > 0.97, or sigmoid within 0.03 of 0 or 1, counts as saturated
 BINS = 40
-
-
-def activation_stats(h, kind):
-    """Statistics of one layer's outputs h (samples x units).
-
-    saturated: fraction of values in the flat tails (tanh, sigmoid, tanh RNNs), else None.
-    dead: fraction of units that are exactly 0 for every sample of the batch (ReLU); for LeakyReLU,
-          the fraction of units that are negative for every sample (dead under a ReLU; a LeakyReLU
-          still passes them slope x the gradient, so they can come back); for the output of a
-          Linear or Conv layer (kind "pre"), the units <= 0 for every sample: dead if a ReLU follows;
-          else None.
-    near_zero: fraction of values with |h| < 0.01.
-    """
-    h = h.detach().float()
-    tails = {"tanh": h.abs() > SATURATION, "rnn": h.abs() > SATURATION,
-             "sigmoid": (h < 1 - SATURATION) | (h > SATURATION)}.get(kind)
-    dead = {"relu": (h == 0).all(dim=0), "leaky_relu": (h < 0).all(dim=0), "pre": (h <= 0).all(dim=0)}.get(kind)
-    values = [h.mean(), h.std() if h.numel() > 1 else h.new_zeros(()), (h.abs() < 0.01).float().mean(),
-              tails.float().mean() if tails is not None else h.new_zeros(()),
-              dead.float().mean() if dead is not None else h.new_zeros(())]
-    mean, std, near_zero, saturated, dead_share = torch.stack(values).tolist()  # one copy, not five .item()
-    return {"mean": mean, "std": std, "near_zero": near_zero, "saturated": saturated if tails is not None else None,
-            "dead": dead_share if dead is not None else None}
+SATURATING = ("tanh", "rnn", "sigmoid")  # kinds with flat tails
+DYING = ("relu", "leaky_relu", "pre")  # kinds whose units can die
 
 
 def _kind(module):
@@ -115,33 +94,70 @@ HIST_SAMPLE = 1024  # values per layer and record that go into its histogram (a 
 def _share(excess, n):
     """The share of positive entries of `excess` per layer, by arithmetic (clamp, sign, sum), which is
     several times faster on a CPU than comparing and counting."""
-    return excess.clamp_(min=0).sign_().sum(dim=(1, 2)) / n
+    return excess.clamp_(min=0).sign_().sum(dim=1) / n
 
 
-def _group_stats(H, kinds, lo, hi):
-    """The statistics of several layers' outputs at once: H is (layers, samples, units), stacked, so that
-    a step costs a few passes over the data however many layers are watched. Per layer: mean, std,
-    share near 0, share saturated (tanh, sigmoid, recurrent), share of dead units, and a histogram."""
+def _group_stats(H, kind, lo, hi):
+    """The statistics of several layers of one kind at once: H is their outputs stacked, (layers,
+    samples, units), so that a step costs a few passes over the data however many layers are watched.
+    Per layer: mean, std, share near 0, share saturated (tanh, sigmoid, recurrent: else 0), share of
+    dead units (ReLU, LeakyReLU, pre-activations: else 0), and a histogram."""
     n = H[0].numel()
     flat = H.flatten(1)
-    mean = flat.mean(dim=1)
-    var = ((flat * flat).mean(dim=1) - mean * mean).clamp_(min=0) * (n / max(n - 1, 1))  # E[h^2] - E[h]^2
-    size = H.abs()
-    near_zero = _share(0.01 - size, n)
-    saturated = _share(size - SATURATION, n)
-    sigmoid = torch.tensor([k == "sigmoid" for k in kinds], device=H.device)
-    if sigmoid.any():  # within 1 - SATURATION of 0 or 1
-        saturated = torch.where(sigmoid, _share((H - 0.5).abs_() - (SATURATION - 0.5), n), saturated)
-    top = H.amax(dim=1)  # per unit, over the samples: a dead ReLU unit's largest output is 0
-    leaky = torch.tensor([k == "leaky_relu" for k in kinds], device=H.device)[:, None]
-    dead = torch.where(leaky, top < 0, top <= 0).float().mean(dim=1)
+    mean = flat.sum(dim=1) / n
+    square_mean = torch.linalg.vector_norm(flat, dim=1).square_() / n
+    std = ((square_mean - mean * mean).clamp_(min=0) * (n / max(n - 1, 1))).sqrt_()  # var = E[h^2] - E[h]^2
+    size = flat.abs()
+    zero = torch.zeros_like(mean)
+    if kind in ("tanh", "rnn"):  # |h| > SATURATION
+        saturated = _share(size - SATURATION, n)
+    elif kind == "sigmoid":  # within 1 - SATURATION of 0 or 1
+        saturated = _share((flat - 0.5).abs_() - (SATURATION - 0.5), n)
+    else:
+        saturated = zero
+    near_zero = _share(size.neg_().add_(0.01), n)
+    top = H.amax(dim=1) if kind in DYING else None  # a dead ReLU unit's largest output is 0
+    dead = zero if top is None else ((top < 0) if kind == "leaky_relu" else (top <= 0)).float().mean(dim=1)
     sample = flat[:, ::max(1, n // HIST_SAMPLE)]
-    width = (hi - lo).clamp_min(1e-12)
-    bins = ((sample - lo[:, None]) / width[:, None] * BINS).long().clamp_(0, BINS - 1)
-    bins += BINS * torch.arange(len(H), device=H.device)[:, None]
-    hist = torch.bincount(bins.flatten(), minlength=len(H) * BINS).view(len(H), BINS)
-    stats = torch.stack([mean, var.sqrt(), near_zero, saturated, dead], dim=1)
-    return torch.cat([stats, hist.to(stats.dtype)], dim=1).tolist()
+    position = ((sample - lo[:, None]) * (BINS / (hi - lo).clamp_min(1e-12))[:, None]).nan_to_num_(0.0).clamp_(0, BINS - 0.5)
+    position += (BINS * torch.arange(len(H), dtype=position.dtype, device=H.device))[:, None]  # layer l: bins of l
+    hist = torch.bincount(position.view(-1).int(), minlength=len(H) * BINS).view(len(H), BINS)
+    return torch.cat([torch.stack([mean, std, near_zero, saturated, dead], dim=1), hist.to(mean.dtype)], dim=1)
+
+
+def _grad_group_stats(G):
+    """Mean and std of dL/dh for several layers at once, G stacked (layers, values), in float64:
+    the squares of a vanished gradient underflow float32."""
+    G = G.double()
+    n = G.shape[1]
+    mean = G.sum(dim=1) / n
+    square_mean = torch.linalg.vector_norm(G, dim=1).square_() / n
+    return torch.stack([mean, ((square_mean - mean * mean).clamp_(min=0) * (n / max(n - 1, 1))).sqrt_()], dim=1)
+
+
+def activation_stats(h, kind):
+    """Statistics of one layer's outputs h (samples x units).
+
+    saturated: fraction of values in the flat tails (tanh, sigmoid, tanh RNNs), else None.
+    dead: fraction of units that are exactly 0 for every sample of the batch (ReLU); for LeakyReLU,
+          the fraction of units that are negative for every sample (dead under a ReLU; a LeakyReLU
+          still passes them slope x the gradient, so they can come back); for the output of a
+          Linear or Conv layer (kind "pre"), the units <= 0 for every sample: dead if a ReLU follows;
+          else None.
+    near_zero: fraction of values with |h| < 0.01.
+    """
+    h = h.detach().float()
+    h = h[:, None] if h.ndim == 1 else h
+    record = _as_record(kind, *_group_stats(h[None], kind, h.amin().reshape(1), h.amax().reshape(1))[0].tolist())
+    del record["hist"]
+    return record
+
+
+def _as_record(kind, mean, std, near_zero, saturated, dead, *hist):
+    """One layer's statistics as the Monitor keeps them: saturation only where there are flat tails,
+    dead units only where a unit can die."""
+    return {"mean": mean, "std": std, "near_zero": near_zero, "saturated": saturated if kind in SATURATING else None,
+            "dead": dead if kind in DYING else None, "hist": list(hist)}
 
 
 class Monitor:
@@ -157,8 +173,10 @@ class Monitor:
 
     A module called k times in one forward pass gets k rows (name, name#2, ...). Only forward passes
     in training mode are recorded (record_eval=True records the others too), every `record_every`-th
-    of them, and each layer keeps its last `max_records` records. The hooks only keep the tensors;
-    the statistics are computed for all layers at once when they are read or the next pass starts.
+    of them, and each layer keeps its last `max_records` records. The hooks only keep the outputs and
+    ask autograd to keep their gradients (`retain_grad`: dL/dh comes from `loss.backward()`, not from
+    `torch.autograd.grad`); the statistics are computed for all layers at once when the next pass
+    starts or they are read.
     `remove()`, or leaving the `with` block, takes the hooks off: the model is as before.
     """
 
@@ -174,18 +192,20 @@ class Monitor:
         self.weights = weight_parameters(model)
         self._has_conv1d = any(isinstance(m, nn.Conv1d) for m in model.modules())
         self._before, self._forwards, self._recording, self._calls = None, 0, False, {}
-        self._pending, self._pending_grads = [], []
+        self._pending, self._awaiting_grad, self._forward_chunks, self._grad_chunks, self._bins = [], [], [], [], {}
         self._handles = [model.register_forward_pre_hook(self._on_model_forward)]
         self._handles += [m.register_forward_hook(self._hook(n, m)) for n, m in self.layers]
 
     @property
     def stats(self):
         self._flush()
+        self._unpack()
         return self._stats
 
     @property
     def grad_stats(self):
         self._flush()
+        self._unpack()
         return self._grad_stats
 
     @property
@@ -196,7 +216,7 @@ class Monitor:
     def _on_model_forward(self, model, inputs):
         """A new forward pass: count it, decide whether it is recorded, restart the call counts."""
         self._flush()
-        self._calls = {}
+        self._awaiting_grad, self._calls = [], {}  # a new forward: gradients of the last one that never came, never will
         self._recording = self.record and (model.training or self.record_eval) and \
             self._forwards % self.record_every == 0
         if model.training or self.record_eval:
@@ -214,52 +234,70 @@ class Monitor:
                 return
             self._calls[name] = self._calls.get(name, 0) + 1
             row = name if self._calls[name] == 1 else f"{name}#{self._calls[name]}"
-            self._pending.append((row, self._kinds[name], units(output, mod, self._has_conv1d).detach()))
             tensor = output[0] if isinstance(output, (tuple, list)) else output
             tensor = tensor.data if isinstance(tensor, PackedSequence) else tensor
-            if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
-                tensor.register_hook(lambda g: self._pending_grads.append((row, mod, g.detach())))
+            self._pending.append((row, self._kinds[name], mod, tensor))
+            if tensor.requires_grad:
+                tensor.retain_grad()  # dL/dh arrives in tensor.grad: cheaper than a Python hook per layer
 
         return on_forward
 
     def _flush(self):
-        """Turn the tensors the hooks kept into statistics, layers of the same shape together."""
+        """Turn the tensors the hooks kept into statistics: layers of the same shape and kind together,
+        and the gradients that have come back to them since."""
         pending, self._pending = self._pending, []
         groups = {}
-        for row, kind, h in pending:
-            groups.setdefault((h.shape, h.dtype, h.device), []).append((row, kind, h))
-        for items in groups.values():
-            H = torch.stack([h for _, _, h in items]).float()
-            new = [i for i, (row, _, _) in enumerate(items) if row not in self.edges]
-            if new:  # fixed bins per layer, so that its histograms line up over time
-                lo, hi = H[new].amin(dim=(1, 2)).tolist(), H[new].amax(dim=(1, 2)).tolist()
-                for i, a, b in zip(new, lo, hi):
-                    pad = 0.1 * (b - a) + 1e-6
-                    self.edges[items[i][0]] = (a - pad if a < 0 else a, b + pad)
-            lo = torch.tensor([self.edges[row][0] for row, _, _ in items], device=H.device)
-            hi = torch.tensor([self.edges[row][1] for row, _, _ in items], device=H.device)
-            for (row, kind, h), values in zip(items, _group_stats(H, [k for _, k, _ in items], lo, hi)):
-                mean, std, near_zero, saturated, dead = values[:5]
-                self._append(self._stats, row, {
-                    "mean": mean, "std": std, "near_zero": near_zero,
-                    "saturated": saturated if kind in ("tanh", "rnn", "sigmoid") else None,
-                    "dead": dead if kind in ("relu", "leaky_relu", "pre") else None, "hist": values[5:]})
-                if self.keep_last:
-                    self._last[row] = h
-        grads, self._pending_grads = self._pending_grads, []
+        for row, kind, mod, tensor in pending:
+            h = units(tensor, mod, self._has_conv1d).detach()
+            groups.setdefault((h.shape, h.dtype, h.device, kind), []).append((row, h))
+        for (*_, kind), items in groups.items():
+            self._record_forward(kind, items)
+        self._awaiting_grad += [(row, mod, t) for row, _, mod, t in pending if t.requires_grad]
+        self._record_grads()
+        if len(self._forward_chunks) > 100:
+            self._unpack()
+
+    def _record_forward(self, kind, items):
+        rows = tuple(row for row, _ in items)
+        H = torch.stack([h for _, h in items]).float()
+        if rows not in self._bins:  # fixed bins per layer, so that its histograms line up over time
+            for row, a, b in zip(rows, H.amin(dim=(1, 2)).tolist(), H.amax(dim=(1, 2)).tolist()):
+                pad = 0.1 * (b - a) + 1e-6
+                self.edges.setdefault(row, (a - pad if a < 0 else a, b + pad))
+            self._bins[rows] = torch.tensor([self.edges[row] for row in rows], device=H.device).T
+        self._forward_chunks.append((rows, kind, _group_stats(H, kind, *self._bins[rows])))
+        if self.keep_last:
+            self._last.update(items)
+
+    def _record_grads(self):
+        """The gradients that have arrived, in the order backward reaches them (the last layer first)."""
+        arrived = [(row, mod, t.grad) for row, mod, t in reversed(self._awaiting_grad) if t.grad is not None]
+        if not arrived:
+            return
+        self._awaiting_grad = [item for item in self._awaiting_grad if item[2].grad is None]
         groups = {}
-        for row, mod, g in grads:
-            g = units(g, mod, self._has_conv1d)
-            groups.setdefault((g.shape, g.dtype, g.device), []).append((row, g))
+        for row, mod, g in arrived:
+            groups.setdefault((g.shape, g.dtype, g.device), []).append((row, mod, g))
         for items in groups.values():
-            G = torch.stack([g for _, g in items]).flatten(1).double()  # vanished gradients squared underflow float32
-            n = G.shape[1]
-            mean = G.mean(dim=1)
-            std = (((G * G).mean(dim=1) - mean * mean).clamp_(min=0) * (n / max(n - 1, 1))).sqrt()
-            for (row, g), m, sd in zip(items, mean.tolist(), std.tolist()):
-                self._append(self._grad_stats, row, {"mean": m, "std": sd})
-                if self.keep_last:
-                    self.last_grad[row] = g
+            G = torch.stack([g for _, _, g in items]).flatten(1)
+            self._grad_chunks.append((tuple(row for row, _, _ in items), _grad_group_stats(G)))
+        if self.keep_last:
+            self.last_grad.update((row, units(g, mod, self._has_conv1d)) for row, mod, g in arrived)
+        if len(self._grad_chunks) > 100:
+            self._unpack()
+
+    def _unpack(self):
+        """The recorded statistics, kept as tensors while training, as one dict per layer and record."""
+        chunks, self._forward_chunks = self._forward_chunks, []
+        values = iter(torch.cat([t.cpu() for *_, t in chunks]).tolist() if chunks else [])
+        for rows, kind, _ in chunks:
+            for row, record in zip(rows, values):
+                self._append(self._stats, row, _as_record(kind, *record))
+        chunks, self._grad_chunks = self._grad_chunks, []
+        values = iter(torch.cat([t.cpu() for _, t in chunks]).tolist() if chunks else [])
+        for rows, _ in chunks:
+            for row, (mean, std) in zip(rows, values):
+                self._append(self._grad_stats, row, {"mean": mean, "std": std})
 
     def before_step(self):
         """Remember the weights before optimizer.step()."""

@@ -177,3 +177,14 @@ def test_activation_histograms_over_training(fashion):
     assert len(history.act_stats["blocks.0.act"]) == 3 and history.grad_stats["blocks.0.act"]
     axes = ck.plot_activation_history(history)
     assert len(axes) == 3 and axes[0].get_title() == "blocks.0.act"
+
+
+def test_a_layer_that_produces_nan_or_inf_is_recorded_not_a_crash():
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 3), nn.ReLU())
+    x = torch.randn(5, 4)
+    x[0, 0] = float("nan")
+    x[1, 1] = float("inf")
+    with ck.Monitor(model) as mon:
+        model(x)
+        model(torch.randn(5, 4))
+    assert len(mon.stats["1"]) == 2 and sum(mon.stats["3"][0]["hist"]) == 15
