@@ -76,12 +76,13 @@ def plot_grad_norms(norms, ax=None, label=None, title=None):
     return ax
 
 
-def plot_losses(histories, ax=None, log=True, title=None):
+def plot_losses(histories, ax=None, log=True, title=None, dashed=()):
     """Training loss of several runs side by side: `histories` is {name: History}. A run that
-    diverged ends with an x at the step where its loss became NaN/Inf."""
+    diverged ends with an x at the step where its loss became NaN/Inf. The runs named in `dashed`
+    are drawn dashed, so that a run lying on top of another stays visible."""
     ax = _axes(ax)
     for name, h in histories.items():
-        (line,) = ax.plot(h.loss, label=name)
+        (line,) = ax.plot(h.loss, label=name, ls="--" if name in dashed else "-")
         if h.diverged and h.loss:
             ax.plot(len(h.loss) - 1, h.loss[-1], "x", color=line.get_color(), markersize=10, mew=2)
     if log:
@@ -133,11 +134,12 @@ def plot_update_ratios(history, ax=None, title=None):
     return ax
 
 
-def plot_grad_norm_over_steps(histories, threshold=None, ax=None, title=None):
-    """Global gradient norm per step, log scale, for {name: History}; optional clipping threshold."""
+def plot_grad_norm_over_steps(histories, threshold=None, ax=None, title=None, dashed=()):
+    """Global gradient norm per step, log scale, for {name: History}; optional clipping threshold;
+    the runs named in `dashed` drawn dashed."""
     ax = _axes(ax)
     for name, h in histories.items():
-        ax.semilogy(h.grad_norm, label=name)
+        ax.semilogy(h.grad_norm, label=name, ls="--" if name in dashed else "-")
     if threshold is not None:
         ax.axhline(threshold, color="k", ls="--", lw=1, label=f"{tr('threshold')} = {threshold:.3g}")
     ax.set(xlabel=tr("step"), ylabel=tr("grad_norm"), title=title or "")

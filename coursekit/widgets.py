@@ -341,7 +341,7 @@ def draw_clipping(fig, mode, threshold):
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9, wspace=0.25)
 
 
-def clipping_explorer(mode="norm", threshold=1.0):
+def clipping_explorer(mode="norm", threshold=10.0):
     """The Explorer behind explore_clipping. Computes every (mode, threshold) run first."""
     check_choice("mode", mode, CLIP_MODES)
     check_choice("threshold", threshold, CLIP_THRESHOLDS)
@@ -357,7 +357,7 @@ def clipping_explorer(mode="norm", threshold=1.0):
     return Explorer(controls, draw_clipping, figsize=(10, 3.6))
 
 
-def explore_clipping(mode="norm", threshold=1.0):
+def explore_clipping(mode="norm", threshold=10.0):
     """Gradient clipping on a run that explodes (ReLU MLP, N(0, 1) weights, SGD lr=0.01: NaN within
     a few steps unclipped). Mode none / value (clip every gradient entry to ±threshold) / norm
     (rescale the whole gradient to norm <= threshold): the gradient norm before clipping, and the loss."""

@@ -15,7 +15,7 @@ EXPLORERS = {
     # explorer: (a control, a new value for it)
     widgets.depth_explorer: ("depth", 3),
     widgets.batchnorm_explorer: ("batchnorm", True),
-    widgets.clipping_explorer: ("threshold", 10.0),
+    widgets.clipping_explorer: ("threshold", 100.0),
 }
 
 
