@@ -59,7 +59,20 @@ def library_clip(grads, max_norm):
 
 def random_gradients(gen):
     scale = 10 ** (4 * torch.rand(1, generator=gen).item() - 2)
-    return [torch.randn(5, 3, generator=gen) * scale, torch.randn(7, generator=gen) * scale], 1.0
+    max_norm = round(10 ** (2 * torch.rand(1, generator=gen).item() - 1), 3)
+    return [torch.randn(5, 3, generator=gen) * scale, torch.randn(7, generator=gen) * scale], max_norm
+
+
+def test_the_random_inputs_try_both_branches_of_clipping():
+    gen = torch.Generator().manual_seed(0)  # as ck.check_function draws them
+    cases = [random_gradients(gen) for _ in range(20)]
+    below = sum(torch.sqrt(sum((g ** 2).sum() for g in grads)).item() < max_norm for grads, max_norm in cases)
+    assert 0 < below < len(cases)
+
+
+def test_a_check_that_hard_codes_max_norm_1_fails(capsys):
+    hard_coded = lambda grads, max_norm: clip_by_norm(grads, 1.0)
+    assert not ck.check_function(hard_coded, library_clip, random_gradients)
 
 
 def test_2d_value_turns_norm_keeps_direction():
@@ -137,9 +150,27 @@ def test_threshold_sweep(data, seed):
         assert not h.diverged
         accuracy[c] = ck.evaluate(model, X_test, y_test)
         dead[c] = max(stats[-1]["dead"] for stats in h.act_stats.values())
-    assert accuracy[1] < 0.3
+    assert accuracy[1] < 0.4  # 16 - 32 % over seeds 0-5, on scalar and AVX2 kernels
     assert accuracy[30] > 0.5
     assert accuracy[1000] < 0.2 and dead[1000] > 0.75
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_clipping_saves_a_healthy_net_from_a_rare_spike(data, seed):
+    """Kaiming at lr=0.5: unclipped it diverges (seeds 0, 1, 3, 4, 5; seed 2 survives), clipped at the healthy
+    90th percentile it clips 2-4 % of its steps and reaches 70-75 % (seeds 0-4, both kernels)."""
+    X_train, y_train, X_test, y_test = data
+    healthy = ck.train(failing_model(seed, "kaiming"), X_train, y_train, steps=STEPS, lr=LR, progress=False,
+                       monitor=False, seed=seed)
+    threshold = float(f"{torch.tensor(healthy.grad_norm).quantile(0.9):.2g}")
+    unclipped = ck.train(failing_model(seed, "kaiming"), X_train, y_train, steps=STEPS, lr=0.5, progress=False,
+                         monitor=False, seed=seed)
+    model = failing_model(seed, "kaiming")
+    clipped_run = ck.train(model, X_train, y_train, steps=STEPS, lr=0.5, clip=("norm", threshold), progress=False,
+                           monitor=False, seed=seed)
+    assert unclipped.diverged
+    assert not clipped_run.diverged and (torch.tensor(clipped_run.grad_norm) > threshold).float().mean() < 0.1
+    assert ck.evaluate(model, X_test, y_test) > 0.6
 
 
 def test_clip_grad_norm_returns_the_norm_before_clipping():
@@ -156,6 +187,11 @@ def test_nonfinite_gradient():
     assert math.isinf(torch.nn.utils.clip_grad_norm_([p], 1.0).item())
     assert math.isnan(p.grad[0].item()) and p.grad[1].item() == 0.0
     p.grad = torch.tensor([math.inf, 1.0])
+    with pytest.raises(RuntimeError):
+        torch.nn.utils.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
+    p.grad = torch.tensor([math.nan, 1.0])
+    assert math.isnan(torch.nn.utils.clip_grad_norm_([p], 1.0).item()) and p.grad.isnan().all()
+    p.grad = torch.tensor([math.nan, 1.0])
     with pytest.raises(RuntimeError):
         torch.nn.utils.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
 
