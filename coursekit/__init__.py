@@ -9,7 +9,7 @@ from .diagnostics import (Profile, Verdict, diagnose, gradient_profile, time_ste
                           weight_grad_norms, weight_parameters)
 from .monitor import Monitor, activation_stats, watched_layers
 from .exercises import check_function, claim
-from .i18n import LANGUAGES, get_language, set_language, tr
+from .i18n import LANGUAGES, format_table, get_language, set_language, tr
 from .models import MLP, SequenceClassifier, init_weights, make_sequence_task, mlp, rnn_classifier
 from .plots import (plot_activation_history, plot_grad_norm_over_steps, plot_grad_norms, plot_histograms, plot_losses, plot_saturation,
                     plot_time_step_grads, plot_update_ratios, use_course_style)

@@ -88,7 +88,10 @@ MESSAGES = {
         "l02_hist_narrowest": "layer 1's gradient histogram is the narrowest of the four, at step 0 and after training",
         "l02_hist_ratio": "at step 0, layer 1's typical weight gradient is over 10x smaller than the output layer's",
         "l02_barely_move": "after training, layer 1's weights have changed (relative to their size) over 5x less than the output layer's",
-        "l02_frozen": "freezing layer 1 at its random init costs less than 10 points of test accuracy",
+        "l02_all_trained": "all layers trained",
+        "l02_layer1_frozen": "layer 1 frozen",
+        "l02_control_moves": "in the control (tanh, Xavier), layer 1 changes over 10x more than the sigmoid net's layer 1, and at least half as much as its own output layer",
+        "l02_frozen_both": "freezing layer 1 costs each network under 10 points, and the two costs are within 3 points of each other: the test cannot tell them apart",
         "l02_derivatives": "the hand-written derivatives σ(1 - σ) and 1 - tanh² agree with autograd to 1e-6",
         "l02_quarter": "σ' is at most 1/4 and tanh' at most 1, both reached at z = 0",
         "l02_no_escape": "averaged over inputs x ~ N(0, 1), the factor |w σ'(wx)| stays below 0.4 for every w",
@@ -102,8 +105,10 @@ MESSAGES = {
         "l02_remedies_train": "every remedy trains (test accuracy over 60%); the sigmoid net does not (under 20%)",
         "l02_jacobian_matches": "the hand-written product of the blocks' Jacobians equals autograd's dx_L/dx_0",
         "l02_jacobian_skip": "through 20 plain sigmoid blocks dx_L/dx_0 shrinks below 1e-6; with skip connections its norm stays above 0.1",
-        "l02_relu_stays_dead": "ReLU: over half of the units are dead at every recorded step, from the first to the last",
-        "l02_leaky_recovers": "LeakyReLU: the fraction of units stuck on the negative side falls to less than half of its start",
+        "l02_relu_stays_dead": "ReLU: layers 3 and 4 are 100% dead on the probe images, at step 0 and after 400 steps: the network is a constant function",
+        "l02_leaky_recovers": "LeakyReLU: from a layer over 90% stuck on the negative side, every layer ends with under half of its units there",
+        "l02_dead_at_start": "dead at step 0",
+        "l02_dead_at_end": "dead at the end",
         "l02_leaky_learns": "the LeakyReLU net learns (test accuracy over 60%), the ReLU net does not (under 20%)",
         "l02_gates_closed": "at their default init, LSTM and GRU also lose the gradient: over 10^4 times smaller at the first step than at the last",
         "l02_lstm_open": "LSTM with its forget gate biased open: the gradient at the first step is within 100x of the last step's",
@@ -251,7 +256,7 @@ PLOT_LABELS = {"layer", "step", "loss", "grad_norm", "grad_norm_per_layer", "sig
                "with_bn", "without_bn", "clip_none", "clip_value", "clip_norm", "activation_std", "grad_norm_before_clip",
                "activation_histograms", "per_layer",
                # the lessons' own axis labels and legends
-               "l02_saturated", "l02_dead_units", "l05_angle", "l05_dead_max", "l05_norm_before", "l05_norm_after",
+               "l02_saturated", "l02_dead_units", "l02_dead_at_start", "l02_dead_at_end", "l05_angle", "l05_dead_max", "l05_norm_before", "l05_norm_after",
                "l05_steps_clipped"}
 
 
