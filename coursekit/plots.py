@@ -76,17 +76,21 @@ def plot_grad_norms(norms, ax=None, label=None, title=None):
     return ax
 
 
-def plot_losses(histories, ax=None, log=True, title=None, dashed=()):
+def plot_losses(histories, ax=None, log=True, title=None, dashed=(), top=None):
     """Training loss of several runs side by side: `histories` is {name: History}. A run that
     diverged ends with an x at the step where its loss became NaN/Inf. The runs named in `dashed`
-    are drawn dashed, so that a run lying on top of another stays visible."""
+    are drawn dashed, so that a run lying on top of another stays visible; `top` caps the y axis,
+    so that a diverging run does not flatten the others (its x then sits on the top edge)."""
     ax = _axes(ax)
     for name, h in histories.items():
         (line,) = ax.plot(h.loss, label=name, ls="--" if name in dashed else "-")
         if h.diverged and h.loss:
-            ax.plot(len(h.loss) - 1, h.loss[-1], "x", color=line.get_color(), markersize=10, mew=2)
+            last = h.loss[-1] if top is None else min(h.loss[-1], top)
+            ax.plot(len(h.loss) - 1, last, "x", color=line.get_color(), markersize=10, mew=2, clip_on=False)
     if log:
         ax.set_yscale("log")
+    if top is not None:
+        ax.set_ylim(top=top)
     ax.set(xlabel=tr("step"), ylabel=tr("loss"), title=title or tr("loss_curves"))
     ax.legend(fontsize=8)
     return ax

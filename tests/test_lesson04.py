@@ -99,8 +99,12 @@ def test_pytorch_momentum_is_the_weight_of_the_new_batch(seed):
     g = torch.Generator().manual_seed(seed)
     stream = [3 + torch.randn(16, 64, generator=g) for _ in range(80)]
     first = nn.BatchNorm1d(64)
+    with torch.no_grad():
+        first.running_mean.fill_(5.0)  # from 0 the old value's weight would not show
     first(stream[0])
-    assert (first.running_mean - 0.1 * stream[0].mean(0)).abs().max() < 1e-6
+    mu = stream[0].mean(0)
+    assert (first.running_mean - (0.9 * 5 + 0.1 * mu)).abs().max() < 1e-5
+    assert (first.running_mean - (0.1 * 5 + 0.9 * mu)).abs().max() > 1.0  # the misread rule fails
     spread = {}
     for m in (0.1, 0.9):
         layer = nn.BatchNorm1d(64, momentum=m)
@@ -141,6 +145,8 @@ def test_in_training_mode_an_output_depends_on_the_batch(seed, data):
 def test_batch_of_one_is_refused_in_training_and_degenerate_by_hand():
     with pytest.raises(ValueError):
         nn.BatchNorm1d(4)(torch.randn(1, 4))
+    one_image = nn.BatchNorm2d(4)(torch.randn(1, 4, 8, 8))  # no error: statistics over the 64 pixels
+    assert one_image.mean(dim=(0, 2, 3)).abs().max() < 1e-5
     beta = torch.tensor([0.1, 0.2, 0.3, 0.4])
     x = torch.randn(1, 4, requires_grad=True)
     y = batch_norm(x, torch.ones(4), beta, torch.zeros(4), torch.ones(4), training=True)
@@ -195,19 +201,29 @@ def test_forgetting_eval_breaks_class_sorted_batches(runs, data):
     assert accuracy(copy.deepcopy(model).train()) < 0.5 * eval_acc
 
 
+@torch.no_grad()
+def fold(lin, bn):
+    s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    new = nn.Linear(lin.in_features, lin.out_features)
+    new.weight.copy_(lin.weight * s[:, None])
+    bias = lin.bias if lin.bias is not None else torch.zeros_like(bn.running_mean)
+    new.bias.copy_(s * (bias - bn.running_mean) + bn.bias)
+    return new
+
+
 def test_folding_batch_norm_into_linear_keeps_eval_outputs(runs, data):
     model = copy.deepcopy(runs["bn_model"]).eval()
     folded = copy.deepcopy(model)
     with torch.no_grad():
         for block in folded.blocks:
-            lin, bn = block.linear, block.norm
-            s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            new = nn.Linear(lin.in_features, lin.out_features)
-            new.weight.copy_(lin.weight * s[:, None])
-            new.bias.copy_(s * (lin.bias - bn.running_mean) + bn.bias)
-            block.linear, block.norm = new, nn.Identity()
+            block.linear, block.norm = fold(block.linear, block.norm), nn.Identity()
         assert (folded(data[2]) - model(data[2])).abs().max() < 1e-4
     assert not any(isinstance(m, nn.BatchNorm1d) for m in folded.modules())
+    no_bias = nn.Sequential(nn.Linear(784, 64, bias=False), nn.BatchNorm1d(64))
+    no_bias(data[0][:256])
+    no_bias.eval()
+    with torch.no_grad():
+        assert (fold(no_bias[0], no_bias[1])(data[2]) - no_bias(data[2])).abs().max() < 1e-4
 
 
 @pytest.mark.parametrize("seed", SEEDS)
