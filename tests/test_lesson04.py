@@ -245,5 +245,5 @@ def test_normalisation_variants_average_over_their_axes(seed):
 def test_the_claims_have_english_texts():
     keys = [k for k in ck.i18n.MESSAGES["en"] if k.startswith("l04_")]
     assert len(keys) >= 20
-    for key in keys:
-        assert ck.tr(key)
+    for key in keys:  # claims have no blanks; the labels that have some are filled by the lesson
+        assert ck.tr(key) if "{" not in ck.i18n.MESSAGES["en"][key] else ck.i18n.MESSAGES["en"][key]
