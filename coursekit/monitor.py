@@ -3,6 +3,9 @@ std, saturated and dead units, a histogram) and what the backward pass sends bac
 update:data ratio, in the spirit of fastai's ActivationStats and Karpathy's makemore part 3."""
 
 import math
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 from torch import nn
@@ -87,6 +90,21 @@ def units(output, module, model_has_conv1d=False):
     axis = _unit_axis(module, output, model_has_conv1d)
     return output.movedim(axis, -1).reshape(-1, output.shape[axis])
 
+
+# The statistics are computed on one worker thread beside the training loop when torch leaves a core free
+# (the lessons run torch on one core: ck.setup), else on the spot. Jobs run in the order they are given.
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coursekit-monitor")
+
+
+def _submit(job):
+    if torch.get_num_threads() < (os.cpu_count() or 1):
+        return _WORKER.submit(job)
+    done = Future()
+    done.set_result(job())
+    return done
+
+HELD_VALUES = 2 ** 20  # values (outputs and gradients) held before they go to the worker: 4 MB of float32
+MAX_BEHIND = 16  # jobs the worker may lag behind before the training loop waits for it
 
 HIST_SAMPLE = 1024  # values per layer and record that go into its histogram (a strided sample beyond that)
 
@@ -175,8 +193,8 @@ class Monitor:
     in training mode are recorded (record_eval=True records the others too), every `record_every`-th
     of them, and each layer keeps its last `max_records` records. The hooks only keep the outputs and
     ask autograd to keep their gradients (`retain_grad`: dL/dh comes from `loss.backward()`, not from
-    `torch.autograd.grad`); the statistics are computed for all layers at once when the next pass
-    starts or they are read.
+    `torch.autograd.grad`); the statistics are computed for all layers and several steps at once, on a
+    worker thread when torch leaves a core free, and waited for when they are read.
     `remove()`, or leaving the `with` block, takes the hooks off: the model is as before.
     """
 
@@ -193,6 +211,7 @@ class Monitor:
         self._has_conv1d = any(isinstance(m, nn.Conv1d) for m in model.modules())
         self._before, self._forwards, self._recording, self._calls = None, 0, False, {}
         self._pending, self._awaiting_grad, self._forward_chunks, self._grad_chunks, self._bins = [], [], [], [], {}
+        self._batches, self._held, self._in_flight = {}, 0, deque()
         self._handles = [model.register_forward_pre_hook(self._on_model_forward)]
         self._handles += [m.register_forward_hook(self._hook(n, m)) for n, m in self.layers]
 
@@ -222,11 +241,15 @@ class Monitor:
         if model.training or self.record_eval:
             self._forwards += 1
 
-    def _append(self, table, name, record):
-        rows = table.setdefault(name, [])
-        rows.append(record)
-        if len(rows) > self.max_records:
-            del rows[0]
+    def _file(self, table, rows, records):
+        """Append records[i] to the history of rows[i], keeping each history to max_records."""
+        per_row = {}
+        for row, record in zip(rows, records):
+            per_row.setdefault(row, []).append(record)
+        for row, new in per_row.items():
+            history = table.setdefault(row, [])
+            history += new
+            del history[:-self.max_records]
 
     def _hook(self, name, module):
         def on_forward(mod, inputs, output):
@@ -243,29 +266,38 @@ class Monitor:
         return on_forward
 
     def _flush(self):
-        """Turn the tensors the hooks kept into statistics: layers of the same shape and kind together,
-        and the gradients that have come back to them since."""
+        """Hand the tensors the hooks kept to the worker: layers of the same shape and kind together,
+        several steps in one job, and the gradients that have come back to them since."""
         pending, self._pending = self._pending, []
         groups = {}
         for row, kind, mod, tensor in pending:
             h = units(tensor, mod, self._has_conv1d).detach()
-            groups.setdefault((h.shape, h.dtype, h.device, kind), []).append((row, h))
-        for (*_, kind), items in groups.items():
+            groups.setdefault((kind, h.shape, h.dtype, h.device), []).append((row, h))
+        for (kind, *_), items in groups.items():
             self._record_forward(kind, items)
         self._awaiting_grad += [(row, mod, t) for row, _, mod, t in pending if t.requires_grad]
         self._record_grads()
-        if len(self._forward_chunks) > 100:
-            self._unpack()
+        if self._held > HELD_VALUES or len(self._forward_chunks) + len(self._grad_chunks) > 100:
+            self._hand_over()
+
+    def _hold(self, key, rows, tensors):
+        """Keep one step's tensors of one group until there are enough for a job; a new shape (an epoch's
+        last, smaller batch) first hands over what is held, so that the records stay in step order."""
+        held = self._batches.get((key, rows))
+        if held and held[0].shape != tensors[0].shape:
+            self._hand_over()
+        self._batches.setdefault((key, rows), []).extend(tensors)
+        self._held += sum(t.numel() for t in tensors)
 
     def _record_forward(self, kind, items):
         rows = tuple(row for row, _ in items)
-        H = torch.stack([h for _, h in items]).float()
         if rows not in self._bins:  # fixed bins per layer, so that its histograms line up over time
+            H = torch.stack([h for _, h in items]).float()
             for row, a, b in zip(rows, H.amin(dim=(1, 2)).tolist(), H.amax(dim=(1, 2)).tolist()):
                 pad = 0.1 * (b - a) + 1e-6
                 self.edges.setdefault(row, (a - pad if a < 0 else a, b + pad))
             self._bins[rows] = torch.tensor([self.edges[row] for row in rows], device=H.device).T
-        self._forward_chunks.append((rows, kind, _group_stats(H, kind, *self._bins[rows])))
+        self._hold(kind, rows, [h for _, h in items])
         if self.keep_last:
             self._last.update(items)
 
@@ -277,27 +309,43 @@ class Monitor:
         self._awaiting_grad = [item for item in self._awaiting_grad if item[2].grad is None]
         groups = {}
         for row, mod, g in arrived:
-            groups.setdefault((g.shape, g.dtype, g.device), []).append((row, mod, g))
+            groups.setdefault((g.shape, g.dtype, g.device), []).append((row, g))
         for items in groups.values():
-            G = torch.stack([g for _, _, g in items]).flatten(1)
-            self._grad_chunks.append((tuple(row for row, _, _ in items), _grad_group_stats(G)))
+            self._hold("grad", tuple(row for row, _ in items), [g for _, g in items])
         if self.keep_last:
             self.last_grad.update((row, units(g, mod, self._has_conv1d)) for row, mod, g in arrived)
-        if len(self._grad_chunks) > 100:
-            self._unpack()
+
+    def _hand_over(self):
+        """Give the held tensors to the worker, one job per group: its statistics, all steps at once."""
+        for (kind, rows), tensors in self._batches.items():
+            steps = len(tensors) // len(rows)
+            if kind == "grad":
+                job = _submit(lambda ts=tensors: _grad_group_stats(torch.stack(ts).flatten(1)))
+                self._grad_chunks.append((rows * steps, job))
+            else:
+                lo, hi = (edge.repeat(steps) for edge in self._bins[rows])
+                job = _submit(lambda ts=tensors, k=kind, lo=lo, hi=hi: _group_stats(torch.stack(ts).float(), k, lo, hi))
+                self._forward_chunks.append((rows * steps, kind, job))
+            self._in_flight.append(job)
+        self._batches, self._held = {}, 0
+        while len(self._in_flight) > MAX_BEHIND:  # bounded memory: wait when the worker lags behind
+            self._in_flight.popleft().result()
 
     def _unpack(self):
         """The recorded statistics, kept as tensors while training, as one dict per layer and record."""
+        self._hand_over()
         chunks, self._forward_chunks = self._forward_chunks, []
-        values = iter(torch.cat([t.cpu() for *_, t in chunks]).tolist() if chunks else [])
-        for rows, kind, _ in chunks:
-            for row, record in zip(rows, values):
-                self._append(self._stats, row, _as_record(kind, *record))
+        if chunks:
+            values = torch.cat([job.result().cpu() for *_, job in chunks]).tolist()
+            rows = [row for rows, _, _ in chunks for row in rows]
+            kinds = [kind for rows, kind, _ in chunks for _ in rows]
+            self._file(self._stats, rows, [_as_record(kind, *v) for kind, v in zip(kinds, values)])
         chunks, self._grad_chunks = self._grad_chunks, []
-        values = iter(torch.cat([t.cpu() for _, t in chunks]).tolist() if chunks else [])
-        for rows, _ in chunks:
-            for row, (mean, std) in zip(rows, values):
-                self._append(self._grad_stats, row, {"mean": mean, "std": std})
+        if chunks:
+            values = torch.cat([job.result().cpu() for _, job in chunks]).tolist()
+            rows = [row for rows, _ in chunks for row in rows]
+            self._file(self._grad_stats, rows, [{"mean": mean, "std": std} for mean, std in values])
+        self._in_flight.clear()
 
     def before_step(self):
         """Remember the weights before optimizer.step()."""

@@ -125,6 +125,39 @@ def test_what_is_recorded_and_how_much_is_kept():
     assert len(mon.stats["blocks.0.act"]) == 1
 
 
+def _monitored_training(batch_sizes):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model = ck.mlp(depth=4, width=16, activation="tanh", init="xavier")
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with ck.Monitor(model) as mon:
+            for step, b in enumerate(batch_sizes):
+                F.cross_entropy(model(torch.randn(b, 784)), torch.randint(0, 10, (b,))).backward()
+                opt.step()
+                opt.zero_grad()
+                if step == 2:
+                    assert len(mon.stats["blocks.3.act"]) == 3  # read while training: everything so far
+        return mon.stats, mon.grad_stats
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_worker_thread_computes_what_the_training_thread_would(monkeypatch):
+    """With a core left free (torch on fewer threads than cores) the statistics are computed on a worker
+    thread, several steps at once; with none, on the spot. Batches of several sizes (an epoch's last one is
+    smaller) are kept apart. Both give the same records, in the order of the steps."""
+    import coursekit.monitor as monitor
+    sizes = [32, 32, 32, 7, 32, 32, 7]
+    monkeypatch.setattr(monitor.os, "cpu_count", lambda: 64)
+    on_worker = _monitored_training(sizes)
+    monkeypatch.setattr(monitor.os, "cpu_count", lambda: 1)
+    on_the_spot = _monitored_training(sizes)
+    assert on_worker == on_the_spot
+    assert [sum(r["hist"]) for r in on_worker[0]["blocks.0.act"]] == [min(1024, b * 16) for b in sizes]
+
+
 def test_choosing_the_modules():
     model = ck.mlp(depth=2, width=8, activation="relu")
     with ck.Monitor(model, modules=["blocks.1.linear", "head"]) as mon:
