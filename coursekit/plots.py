@@ -6,6 +6,7 @@ import math
 import matplotlib.pyplot as plt
 import torch
 from matplotlib import font_manager
+from matplotlib.ticker import MaxNLocator
 
 from .i18n import set_plot_labels_in_english, tr
 
@@ -60,8 +61,6 @@ def plot_grad_norms(norms, ax=None, label=None, title=None):
     """Per layer (input side on the left), log scale: the back-propagated signal a Verdict read
     (RMS of dL/dh, `verdict.norms`), or weight-gradient norms from weight_grad_norms.
     `norms`: {layer: value}, or several runs as {run: {layer: value}}."""
-    from matplotlib.ticker import MaxNLocator
-
     ax = _axes(ax)
     runs = norms if all(isinstance(v, dict) for v in norms.values()) else {label: norms}
     weights = all(str(k).endswith(".weight") for r in runs.values() for k in r)
@@ -90,7 +89,8 @@ def plot_losses(histories, ax=None, log=True, title=None, dashed=(), top=None):
     if log:
         ax.set_yscale("log")
     if top is not None:
-        ax.set_ylim(top=top)
+        ax.set_ylim(top=top) if log else ax.set_ylim(0, top)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel=tr("step"), ylabel=tr("loss"), title=title or tr("loss_curves"))
     ax.legend(fontsize=8)
     return ax
@@ -177,10 +177,14 @@ def plot_activation_history(source, layers=None, title=None):
 
 
 def plot_time_step_grads(curves, ax=None, title=None):
-    """||dL/dx_t|| against t (log scale) for {name: tensor of per-step norms}."""
+    """||dL/dx_t|| against t = 1 ... T (log scale) for {name: tensor of per-step norms}. Values of 0 or
+    below 1e-30 (underflow) are drawn at 1e-30, on a dotted line that says so."""
     ax = _axes(ax)
+    floor = 1e-30
     for name, g in curves.items():
-        ax.semilogy(range(len(g)), g.detach().clamp_min(1e-30).cpu().numpy(), label=name)
+        ax.semilogy(range(1, len(g) + 1), g.detach().clamp_min(floor).cpu().numpy(), label=name)
+    if any(bool((g <= floor).any()) for g in curves.values()):
+        ax.axhline(floor, color="gray", ls=":", lw=1, label=tr("below_floor"))
     ax.set(xlabel=tr("time_step"), ylabel=tr("grad_norm"), title=title or tr("grad_per_step"))
     ax.legend(fontsize=8)
     return ax
