@@ -119,6 +119,10 @@ MESSAGES = {
         "l02_no_escape": "averaged over inputs x ~ N(0, 1), the factor |w σ'(wx)| stays below 0.4 for every w",
         "l02_saturated_normal": "N(0, 1) init: the weights are not small (over a quarter have |w| > 1), yet over half of layer 1's units are saturated",
         "l02_xavier_unsaturated": "Xavier init: under 5% of the units are saturated in every layer and mean σ' stays above 0.15, close to 1/4",
+        "l02_gain_grows": "the backward gain g = std(w) sqrt(64) rms(σ') of the N(0, 1) layers is over 2x Xavier's, saturation and all",
+        "l02_scale_raises_gain": "the gradient ratio rises with the weight scale, from vanishing (Xavier) to above 1 (s = 3)",
+        "l02_scale_beats_xavier": "N(0, 1) trains the deep sigmoid net far better than Xavier (over 30 points more test accuracy)",
+        "l02_scale_limit": "past s = 1 it gets worse again (s = 3: over 20 points lower), and no scale reaches the remedies of the table",
         "l02_depth_deep": "no saturation needed: at depth 32, layer 1's gradient is over 1000x smaller than the last layer's, in the linear and in the ReLU net",
         "l02_depth_shallow": "at depth 2 it is not: the ratio is above 0.1 in both",
         "l02_rnn": "tanh RNN: the gradient reaching the first of 50 time steps is over a million times smaller than at the last step",
@@ -134,6 +138,7 @@ MESSAGES = {
         "l02_leaky_learns": "the LeakyReLU net learns (test accuracy over 60%), the ReLU net does not (under 20%)",
         "l02_gates_closed": "at their default init, LSTM and GRU also lose the gradient: over 10^4 times smaller at the first step than at the last",
         "l02_lstm_open": "LSTM with its forget gate biased open: the gradient at the first step is within 100x of the last step's",
+        "l02_open_gate_learns": "trained, the LSTM with its forget gate open learns the task (test accuracy over 85%); at PyTorch's init it does not (under 65%)",
         "l02_saturated": "saturated",
         "l02_dead_units": "fraction of dead units",
         # -- lesson 03 claims --
@@ -143,6 +148,14 @@ MESSAGES = {
         "l03_random_breaks": "a random init (Xavier) breaks the symmetry and learns: test accuracy over 70%, both constant inits under 25%",
         "l03_small_shrinks": "N(0, 0.01): the activations shrink layer by layer; the last layer's std is over 20x smaller than the first's, and most of its values are near 0",
         "l03_large_saturates": "N(0, 0.05): the activations pile up at -1 and +1, over 15% saturated in every layer (under 1% with N(0, 0.01))",
+        "l03_gain_both_sides": "backward gain per layer: below 0.6 with N(0, 0.01), above 1 with N(0, 0.05) despite the saturated units",
+        "l03_forward_gain": "forward gain",
+        "l03_backward_gain": "backward gain",
+        "l03_predicted": "predicted",
+        "l03_backward_formula": "over the funnel, the forward and the backward gains are within 10% of the products of sqrt(fan_in σ²) and sqrt(fan_out σ²)",
+        "l03_xavier_between": "1/fan_in keeps the forward signal and shrinks the gradient; 1/fan_out keeps the gradient and grows the signal; Xavier lies between",
+        "l03_train_accuracy": "accuracy on the 20 images",
+        "l03_overfit": "overfitting 20 images: Xavier reaches a loss under 0.05 and 100%; N(0, 0.01) and N(0, 0.05) stay above 0.3 and under 90%",
         "l03_small_net_forgives": "N(0, 0.01) trains a 1-hidden-layer net (loss under 1.0) but not a 6-layer one (loss stays above 2.2)",
         "l03_initial_loss_bad": "N(0, 1) init: the initial loss is over 3x the expected ln 10 = 2.303",
         "l03_logits_big": "its logits have a std over 5, and the softmax puts over half of its mass on one class",
@@ -199,6 +212,11 @@ MESSAGES = {
         "l04_fold": "BatchNorm folded into the Linear layers gives the same logits in eval mode (to 1e-4), with no BatchNorm layer left",
         "l04_variants": "hand-written BatchNorm2d, LayerNorm, InstanceNorm2d and GroupNorm, each averaging over its own axes, match PyTorch's to 1e-5",
         "l04_layer_norm_alone": "LayerNorm gives an example the same output alone as in its batch",
+        "l04_instance_tracked": "InstanceNorm2d gives the same output in training and eval mode by default, and not with track_running_stats=True",
+        "l04_affine_shape": "{layer}: γ and β of shape {shape}",
+        "l04_instance_modes": "InstanceNorm2d(track_running_stats={tracked}): max |training - eval| = {gap:.1e}",
+        "l04_channel_axis": "channel (C)",
+        "l04_example_axis": "example (N)",
         # -- lesson 05 claims --
         "l05_value_turns": "2-D: clip by value turned the gradient by more than 20°; clip by norm kept its direction (under 0.01°)",
         "l05_value_turns_real": "the failing network's gradient: clip by value at 1 turns it by more than 30°; clip by norm by less than 0.1°",
@@ -295,7 +313,7 @@ PLOT_LABELS = {"layer", "step", "loss", "grad_norm", "grad_norm_per_layer", "sig
                # the lessons' own axis labels and legends
                "l02_saturated", "l02_dead_units", "l02_dead_at_start", "l02_dead_at_end", "l05_angle", "l05_dead_max", "l05_norm_before", "l05_norm_after",
                "l05_steps_clipped", "l01_equal_gain", "l01_clipped_rnn", "l01_lstm_pytorch_init", "l01_diverged_runs",
-               "l01_finite_runs", "below_floor"}
+               "l01_finite_runs", "below_floor", "l04_channel_axis", "l04_example_axis"}
 
 
 def set_language(lang):

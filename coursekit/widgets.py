@@ -274,11 +274,11 @@ def draw_batchnorm(fig, batchnorm, lr, init):
     h = batchnorm_run(batchnorm, lr, init)
     for i, step in enumerate(h.recorded_steps):
         values = [max(v[i], 1e-30) for v in h.layer_grad_norms.values()]
-        ax_grad.plot(range(1, len(values) + 1), values, "o-", label=f"{tr('step')} {step}")
+        ax_grad.plot(range(1, len(values) + 1), values, "o-", label=tr("step_n", step=step))
     _log_y(ax_grad)
-    ax_grad.set(xlabel=tr("layer"), ylabel=tr("grad_norm"), title=f"{tr('grad_norm_per_layer')}: {_bn_label(batchnorm)}")
+    ax_grad.set(xlabel=tr("layer"), ylabel=tr("grad_norm"), title=f"{tr('grad_norm_per_layer')}\n{_bn_label(batchnorm)}")
     ax_grad.legend(fontsize=8)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9, wspace=0.25)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.84, wspace=0.25)
 
 
 def batchnorm_explorer(batchnorm=False, lr=0.1, init="default"):

@@ -64,16 +64,18 @@ def test_constant_init_keeps_all_hidden_units_identical(data, seed):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_small_std_fades_and_larger_std_saturates_in_a_wide_6_layer_tanh_net(seed):
-    stats = {}
+    stats, gains = {}, {}
     for std in (0.01, 0.05):
         torch.manual_seed(seed)
         net = ck.mlp(depth=6, width=2048, activation="tanh", init="normal", std=std, in_features=2048)
         with ck.Monitor(net) as mon, torch.no_grad():
             net(torch.randn(256, 2048, device=ck.get_device()))
         stats[std] = [s[-1] for s in mon.stats.values()]
+        gains[std] = [std * math.sqrt(2048 * (1 - h ** 2).square().mean().item()) for h in mon.last.values()]
     small, large = stats[0.01], stats[0.05]
     assert small[-1]["std"] < small[0]["std"] / 20 and small[-1]["near_zero"] > 0.5
     assert min(s["saturated"] for s in large) > 0.15 and max(s["saturated"] for s in small) < 0.01
+    assert max(gains[0.01]) < 0.6 and min(gains[0.05]) > 1  # the backward gain: below 1, and above 1 despite saturation
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -261,3 +263,40 @@ def test_every_claim_key_of_the_notebook_has_an_english_text():
     assert keys and keys <= set(MESSAGES["en"])
     checked = [c for c in cells if c["cell_type"] == "code" and "".join(c["source"]).startswith("# NBVAL_CHECK_OUTPUT")]
     assert len(checked) >= 10
+
+
+def funnel_gains(variance, seed, widths=(1024, 512, 256, 128, 64, 32)):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(512, widths[0], generator=g, requires_grad=True)
+    h = x
+    for fan_in, fan_out in zip(widths, widths[1:]):
+        h = h @ (torch.randn(fan_in, fan_out, generator=g) * math.sqrt(variance(fan_in, fan_out)))
+    h.retain_grad()
+    (h * torch.randn(h.shape, generator=g)).sum().backward()
+    return (h.std() / x.std()).item(), (x.grad.std() / h.grad.std()).item()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fan_in_keeps_the_forward_signal_fan_out_the_backward_one_and_xavier_lies_between(seed):
+    """A funnel 1024 -> 32 halving its width: Var(h_l) = fan_in s^2 Var(h_l-1), Var(d_l-1) = fan_out s^2 Var(d_l)."""
+    lecun = funnel_gains(lambda i, o: 1 / i, seed)
+    fan_out = funnel_gains(lambda i, o: 1 / o, seed)
+    xavier = funnel_gains(lambda i, o: 2 / (i + o), seed)
+    assert abs(lecun[0] - 1) < 0.1 and abs(lecun[1] - 0.5 ** 2.5) < 0.03  # sqrt(1/2) per layer, 5 layers
+    assert abs(fan_out[1] - 1) < 0.1 and abs(fan_out[0] / 2 ** 2.5 - 1) < 0.1
+    assert lecun[1] < xavier[1] < fan_out[1] and lecun[0] < xavier[0] < fan_out[0]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_overfitting_one_small_batch_tells_a_working_init_from_a_blocked_one(data, seed):
+    X_train, y_train = data[0], data[1]
+    tiny_x, tiny_y = X_train[:20], y_train[:20]
+    result = {}
+    for name, options in {"xavier": dict(init="xavier"), "0.01": dict(init="normal", std=0.01),
+                          "0.05": dict(init="normal", std=0.05)}.items():
+        torch.manual_seed(seed)
+        model = ck.mlp(depth=6, width=64, activation="tanh", **options)
+        run = ck.train(model, tiny_x, tiny_y, steps=200, lr=0.1, batch_size=20, progress=False, monitor=False)
+        result[name] = (run.final_loss, ck.evaluate(model, tiny_x, tiny_y))
+    assert result["xavier"][0] < 0.05 and result["xavier"][1] == 1.0
+    assert all(result[n][0] > 0.3 and result[n][1] < 0.9 for n in ("0.01", "0.05"))
