@@ -103,6 +103,7 @@ def _submit(job):
     done.set_result(job())
     return done
 
+
 HELD_VALUES = 2 ** 20  # values (outputs and gradients) held before they go to the worker: 4 MB of float32
 MAX_BEHIND = 16  # jobs the worker may lag behind before the training loop waits for it
 
@@ -277,7 +278,9 @@ class Monitor:
             self._record_forward(kind, items)
         self._awaiting_grad += [(row, mod, t) for row, _, mod, t in pending if t.requires_grad]
         self._record_grads()
-        if self._held > HELD_VALUES or len(self._forward_chunks) + len(self._grad_chunks) > 100:
+        if len(self._forward_chunks) + len(self._grad_chunks) > 100:
+            self._unpack()  # file the finished statistics as records: bounded by max_records in a long run
+        elif self._held > HELD_VALUES:
             self._hand_over()
 
     def _hold(self, key, rows, tensors):
