@@ -115,6 +115,29 @@ def plot_histograms(tensors, title=None, bins=60, log=False, figsize=None, xlim=
     return axes[0]
 
 
+def plot_magnitudes(series, title=None, bins=50):
+    """Histograms of log10|value|, one panel per layer, the same x range in every panel:
+    `series` is {label: {layer: tensor}} (say, the gradients at step 0 and after training).
+    On a log axis, distributions 100x apart are both readable; zeros are left out."""
+    layers = list(next(iter(series.values())))
+    logs = {label: {name: t.detach().flatten().float().abs().log10().cpu() for name, t in tensors.items()}
+            for label, tensors in series.items()}
+    finite = torch.cat([v[torch.isfinite(v)] for tensors in logs.values() for v in tensors.values()])
+    low = torch.quantile(finite[torch.randperm(len(finite))[:100_000]], 0.001).item()  # a few tiny values would stretch the axis
+    edges = torch.linspace(low, finite.max().item(), bins + 1).numpy()
+    fig, axes = plt.subplots(1, len(layers), figsize=(min(2.6 * len(layers), 15), 2.6), sharex=True, squeeze=False)
+    for ax, name in zip(axes[0], layers):
+        for label, tensors in logs.items():
+            v = tensors[name]
+            ax.hist(v[torch.isfinite(v)].numpy(), bins=edges, histtype="stepfilled", alpha=0.5, label=label)
+        ax.set_title(_short(name), fontsize=8)
+        ax.set_xlabel(tr("log10_magnitude"), fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title or "", fontsize=10)
+    fig.tight_layout()
+    return axes[0]
+
 def plot_saturation(h, threshold=0.99, ax=None, title=None):
     """White where |h| > threshold: rows are examples, columns are units. An all-white
     column is a unit saturated for every example: its gradient is ~0, it is dead."""

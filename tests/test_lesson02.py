@@ -178,6 +178,41 @@ def test_remedies_train_better_than_the_sigmoid_net(data, seed):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+def test_relu_with_xavier_loses_a_third_per_layer_and_kaiming_does_not(data, seed):
+    batch = data[4]
+
+    def forward_rms(model):
+        with ck.Monitor(model) as monitor, torch.no_grad():
+            model(batch[0])
+        return [h.pow(2).mean().sqrt().item() for h in monitor.last.values()]
+
+    xavier = forward_rms(deep_net(seed, activation="relu"))
+    kaiming = forward_rms(deep_net(seed, activation="relu", init="kaiming"))
+    assert xavier[-1] / xavier[0] < 0.25  # gain about sqrt(1/2) per layer: 0.71^7 = 0.09
+    assert 0.5 < kaiming[-1] / kaiming[0] < 2
+    assert ck.diagnose(deep_net(seed, activation="relu"), *batch).kind == "mild vanishing"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_sigmoid_skip_nets_first_steps_overshoot_because_of_its_large_stream(data, seed):
+    X_train, y_train, _, _, batch = data
+
+    def stream_and_peak(lr, **options):
+        model = deep_net(seed, residual=True, **options)
+        with torch.no_grad():
+            stream = model.blocks(batch[0])
+        history = ck.train(model, X_train, y_train, steps=20, lr=lr, progress=False, monitor=False)
+        return stream.mean().item(), history.loss[0], max(history.loss)
+
+    mean, first, peak = stream_and_peak(0.1)
+    assert mean > 2 and peak > 3 * first
+    _, first_small, peak_small = stream_and_peak(0.01)
+    assert peak_small < 1.2 * first_small
+    mean_tanh, _, peak_tanh = stream_and_peak(0.1, activation="tanh")
+    assert abs(mean_tanh) < 1 and peak_tanh < peak / 2
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_depth_alone_shrinks_the_gradient(data, seed):
     batch = data[4]
     for activation in ("identity", "relu"):
