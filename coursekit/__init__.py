@@ -11,8 +11,9 @@ from .monitor import Monitor, activation_stats, watched_layers
 from .exercises import check_function, claim
 from .i18n import LANGUAGES, format_table, get_language, set_language, tr
 from .models import MLP, SequenceClassifier, init_weights, make_sequence_task, mlp, rnn_classifier
-from .plots import (plot_activation_history, plot_grad_norm_over_steps, plot_grad_norms, plot_histograms, plot_losses, plot_magnitudes, plot_saturation,
-                    plot_time_step_grads, plot_update_ratios, use_course_style)
+from .plots import (plot_activation_history, plot_grad_norm_over_steps, plot_grad_norms, plot_histograms,
+                    plot_layer_distributions, plot_losses, plot_magnitudes, plot_saturation, plot_time_step_grads,
+                    plot_update_ratios, use_course_style)
 from .runtime import get_device, get_seed, seed_everything, setup
 from .training import History, evaluate, make_optimizer, train
 from .widgets import explore_batchnorm, explore_clipping, explore_depth

@@ -189,6 +189,7 @@ class Monitor:
         mon.stats["blocks.0.act"][-1] # {'mean':..., 'std':..., 'saturated':..., 'dead':..., 'hist': [...]}
         mon.grad_stats[...]           # {'mean':..., 'std':...} of dL/dh, one per backward pass
         mon.last["blocks.0.act"]      # the last batch of outputs, for histograms
+        mon.last_grad["blocks.0.act"] # its dL/dh (keys in the order backward reaches them)
 
     A module called k times in one forward pass gets k rows (name, name#2, ...). Only forward passes
     in training mode are recorded (record_eval=True records the others too), every `record_every`-th

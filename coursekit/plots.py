@@ -138,6 +138,24 @@ def plot_magnitudes(series, title=None, bins=50):
     fig.tight_layout()
     return axes[0]
 
+def plot_layer_distributions(tensors, ax=None, title=None, xlabel=None, bins=80):
+    """Every layer's distribution as one line on the same axes (Karpathy's plot), coloured from
+    the input side (dark) to the output side (light): `tensors` is {layer: tensor}, input side
+    first. In a healthy stack the lines lie on top of each other; a fan of lines that narrows or
+    widens layer by layer is a signal that shrinks or grows."""
+    ax = _axes(ax)
+    values = {name: t.detach().flatten().float().cpu() for name, t in tensors.items()}
+    limit = max(v.abs().quantile(0.999).item() for v in values.values()) or 1.0
+    colors = plt.cm.viridis(torch.linspace(0, 0.9, len(values)).numpy())
+    for color, (i, (name, v)) in zip(colors, enumerate(values.items())):
+        counts = torch.histc(v.clamp(-limit, limit), bins=bins, min=-limit, max=limit)
+        centres = torch.linspace(-limit, limit, bins + 1)[:-1] + limit / bins
+        ax.plot(centres.numpy(), (counts / counts.sum()).numpy(), color=color, lw=1.2, label=tr("layer_n", layer=i + 1))
+    ax.set(xlabel=xlabel or tr("value"), ylabel=tr("share"), title=title or "")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
+    ax.legend(fontsize=6, ncol=2)
+    return ax
+
 def plot_saturation(h, threshold=0.99, ax=None, title=None):
     """White where |h| > threshold: rows are examples, columns are units. An all-white
     column is a unit saturated for every example: its gradient is ~0, it is dead."""
@@ -150,14 +168,17 @@ def plot_saturation(h, threshold=0.99, ax=None, title=None):
 
 def plot_update_ratios(history, ax=None, title=None):
     """log10(std(update)/std(weight)) per weight over the steps (Karpathy's plot), with the
-    healthy level -3 drawn: far below, the layer learns too slowly; far above, too fast."""
+    healthy level -3 drawn: far below, the layer learns too slowly; far above, too fast.
+    Coloured by depth, from the first layer (dark) to the last (light)."""
     ax = _axes(ax)
-    colors = plt.cm.tab20.colors if len(history.update_ratio) > 10 else [f"C{i}" for i in range(10)]
-    for i, (name, ratios) in enumerate(history.update_ratio.items()):
-        ax.plot(history.recorded_steps, ratios, label=_short(name), color=colors[i % len(colors)])
+    n = len(history.update_ratio)
+    colors = plt.cm.viridis(torch.linspace(0, 0.9, n).numpy())  # input side dark, output side light
+    for i, (color, (name, ratios)) in enumerate(zip(colors, history.update_ratio.items())):
+        label = _short(name) if i in (0, n - 1) else None  # the colours order the rest
+        ax.plot(history.recorded_steps, ratios, label=label, color=color)
     ax.axhline(-3, color="k", ls="--", lw=1, label=tr("healthy_level"))
     ax.set(xlabel=tr("step"), ylabel="log10", title=title or tr("update_ratio"))
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7)
     return ax
 
 

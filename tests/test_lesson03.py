@@ -300,3 +300,60 @@ def test_overfitting_one_small_batch_tells_a_working_init_from_a_blocked_one(dat
         result[name] = (run.final_loss, ck.evaluate(model, tiny_x, tiny_y))
     assert result["xavier"][0] < 0.05 and result["xavier"][1] == 1.0
     assert all(result[n][0] > 0.3 and result[n][1] < 0.9 for n in ("0.01", "0.05"))
+
+
+def tanh_net(seed, init, depth):
+    """A tanh net of width 64, each weight matrix drawn by `init` (a torch.nn.init function), biases 0."""
+    torch.manual_seed(seed)
+    net = ck.mlp(depth=depth, width=64, activation="tanh")
+    for module in net.modules():
+        if isinstance(module, nn.Linear):
+            init(module.weight)
+            nn.init.zeros_(module.bias)
+    return net
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_tanh_gain_sweep_forward_and_backward(data, seed):
+    """Karpathy's sweep: gain 1 fades on both sides, 5/3 keeps both, 3 saturates and the gradient grows."""
+    X_train, y_train, _, _ = data
+    summary = {}
+    for gain in (1.0, 5 / 3, 3.0):
+        net = tanh_net(seed, lambda w: nn.init.normal_(w, 0.0, gain / math.sqrt(w.shape[1])), depth=8)
+        with ck.Monitor(net) as mon:
+            F.cross_entropy(net(X_train[:512]), y_train[:512]).backward()
+        h = list(mon.last.values())
+        d = [mon.last_grad[name] for name in mon.last]
+        rms = lambda t: t.pow(2).mean().sqrt().item()
+        summary[gain] = (h[-1].std().item() / h[0].std().item(), rms(d[0]) / rms(d[-1]),
+                         max(s[-1]["saturated"] for s in mon.stats.values()))
+    one, five_thirds, three = summary.values()
+    assert one[0] < 0.5 and one[1] < 0.7
+    assert 0.75 < five_thirds[0] < 1.25 and 0.5 < five_thirds[1] < 3
+    assert three[2] > 0.2 and three[1] > 4
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_deep_nets_gradient_at_init_predicts_which_init_trains(data, seed):
+    X_train, y_train, _, _ = data
+    ratio = lambda init: ck.diagnose(tanh_net(seed, init, depth=10), X_train[:512], y_train[:512]).ratio
+    normal = lambda std: lambda w: nn.init.normal_(w, 0.0, std)
+    assert ratio(normal(0.01)) < 1e-2 and ratio(normal(0.05)) < 1e-2
+    assert ratio(normal(1.0)) > 3  # saturated, and the gradient still grows towards the input
+    assert 0.1 < ratio(nn.init.xavier_normal_) < 3 and 0.1 < ratio(nn.init.kaiming_normal_) < 3
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_update_ratio_follows_the_learning_rate_and_minus_3_trains_well(data, seed):
+    X_train, y_train, _, _ = data
+    sweep = {}
+    for lr in (0.003, 0.03, 0.3, 1.0):
+        net = tanh_net(seed, nn.init.xavier_normal_, depth=10)
+        history = ck.train(net, X_train, y_train, steps=150, lr=lr, seed=seed, progress=False)
+        per_layer = [sum(r) / len(r) for r in history.update_ratio.values()]
+        sweep[lr] = (sum(per_layer) / len(per_layer), max(per_layer), tail_loss(history, n=20))
+    slow, good, fast, too_fast = sweep.values()
+    assert all(0.6 < b[0] - a[0] < 1.4 for a, b in [(slow, good), (good, fast)])
+    best = min(run[2] for run in sweep.values())
+    assert abs(good[0] + 3) < 0.5 and good[2] < 1.2 * best and slow[2] > 1.5 * best
+    assert too_fast[1] > -1 and too_fast[2] > 5
