@@ -132,8 +132,9 @@ MESSAGES = {
         "l02_jacobian_matches": "the hand-written product of the blocks' Jacobians equals autograd's dx_L/dx_0",
         "l02_jacobian_skip": "through 20 plain sigmoid blocks dx_L/dx_0 shrinks below 1e-6; with skip connections its norm stays above 0.1",
         "l02_relu_xavier_shrinks": "ReLU with Xavier's init: the signal at layer 8 is under a quarter of layer 1's; with Kaiming's it stays within 2x",
-        "l02_skip_spike": "sigmoid + skip: the residual stream averages over 2 per unit, and in the first 20 steps the loss rises to over 3x its start",
-        "l02_skip_controls": "no such spike at a 10x smaller learning rate (under 1.2x the start), and with tanh in the branch the stream is near 0 and the peak under half as high",
+        "l02_skip_spike": "sigmoid + skip: the residual stream averages over 2 per unit, the first step moves the logits by over twice their spread, and in the first 20 steps the loss rises to over 2x its start",
+        "l02_skip_controls": "at a 10x smaller learning rate the first step moves them by less than their spread and there is no spike (under 1.2x the start); with tanh in the branch the stream is near 0 and the peak under half as high",
+        "l02_first_step_moves": "step 1 moves z by",
         "l02_loss_at_step_0": "loss at step 0",
         "l02_max_loss_20": "highest loss, steps 0-19",
         "l02_relu_stays_dead": "ReLU: layers 3 and 4 are 100% dead on the probe images, at step 0 and after 400 steps: the network is a constant function",
@@ -332,7 +333,7 @@ PLOT_LABELS = {"layer", "step", "loss", "grad_norm", "grad_norm_per_layer", "sig
                "with_bn", "without_bn", "clip_none", "clip_value", "clip_norm", "activation_std", "grad_norm_before_clip",
                "activation_histograms", "per_layer",
                # the lessons' own axis labels and legends
-               "l02_saturated", "l02_dead_units", "after_training", "log10_magnitude", "layer_n", "share", "l03_gain_title", "l02_dead_at_start", "l02_dead_at_end", "l05_angle", "l05_dead_max", "l05_norm_before", "l05_norm_after",
+               "l02_saturated", "l02_dead_units", "after_training", "log10_magnitude", "layer_n", "share", "l03_gain_title", "saturated", "dead", "l02_dead_at_start", "l02_dead_at_end", "l05_angle", "l05_dead_max", "l05_norm_before", "l05_norm_after",
                "l05_steps_clipped", "l01_equal_gain", "l01_clipped_rnn", "l01_lstm_pytorch_init", "l01_diverged_runs",
                "l01_finite_runs", "below_floor", "l04_channel_axis", "l04_example_axis"}
 

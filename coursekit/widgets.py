@@ -179,12 +179,12 @@ def _spread(n, k=6):
 
 
 def _layer_label(i, s):
-    """'layer 3\nσ=0.95, sat 80%': the layer's spread, and its saturated (tanh, sigmoid) or dead (ReLU) share."""
-    label = f"{tr('layer')} {i + 1}\nσ={s['std']:.2g}"
+    """'layer 3\nσ=0.95, saturated 80%': the layer's spread, and its saturated (tanh, sigmoid) or dead (ReLU) share."""
+    label = f"{tr('layer_n', layer=i + 1)}\nσ={s['std']:.2g}"
     if s["saturated"] is not None:
-        label += f", sat {100 * s['saturated']:.0f}%"
+        label += f", {tr('saturated')} {100 * s['saturated']:.0f}%"
     if s["dead"] is not None:
-        label += f", dead {100 * s['dead']:.0f}%"
+        label += f", {tr('dead')} {100 * s['dead']:.0f}%"
     return label
 
 
@@ -203,7 +203,7 @@ def draw_depth(fig, depth, activation, init, std):
     for row, name in enumerate(shown):
         counts = np.histogram(values[name], bins=edges)[0]
         ax_hist.stairs(row + 0.9 * counts / max(counts.max(), 1), edges, baseline=row, fill=True, alpha=0.8)
-    ax_hist.set_yticks(range(len(shown)), [_layer_label(names.index(n), stats[n]) for n in shown], fontsize=7)
+    ax_hist.set_yticks(range(len(shown)), [_layer_label(names.index(n), stats[n]) for n in shown], fontsize=9)
     ax_hist.set(xlabel=tr("value"), title=tr("activation_histograms"))
     ax_hist.grid(False)
     spread = [max(stats[n]["std"], 1e-30) for n in names]
@@ -215,7 +215,7 @@ def draw_depth(fig, depth, activation, init, std):
     ax_norms.set(xlabel=tr("layer"), title=tr("per_layer"))
     ax_norms.legend(fontsize=8)
     fig.suptitle(result.text, fontsize=9)
-    fig.subplots_adjust(left=0.15, right=0.98, bottom=0.12, top=0.84, wspace=0.2)
+    fig.subplots_adjust(left=0.2, right=0.98, bottom=0.12, top=0.84, wspace=0.2)
 
 
 def depth_explorer(depth=10, activation="tanh", init="normal", std=1.0):
