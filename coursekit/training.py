@@ -39,8 +39,9 @@ class History:
         return self.loss[-1] if self.loss else math.nan
 
     def __repr__(self):
-        state = f"diverged at step {self.stop_step}" if self.diverged else f"final loss {self.final_loss:.4f}"
-        return f"History({len(self.loss)} steps, {state})"
+        if self.diverged:
+            return tr("history_diverged", steps=len(self.loss), step=self.stop_step)
+        return tr("history_finished", steps=len(self.loss), loss=self.final_loss)
 
 
 def _check_clip(clip):

@@ -160,10 +160,14 @@ def _slider(key, options, value):
 
 # ---------------------------------------------------------------- explore_depth
 
-@functools.lru_cache(maxsize=256)
 def depth_pass(depth, activation, init, std):
     """ck.mlp on the fixed batch: the activations of every layer (flattened, on the CPU) and their
-    statistics from one forward pass, and the verdict on the back-propagated signal."""
+    statistics from one forward pass, and the verdict on the back-propagated signal (in the current language)."""
+    return _depth_pass(depth, activation, init, std, get_language())
+
+
+@functools.lru_cache(maxsize=256)
+def _depth_pass(depth, activation, init, std, lang):
     X, y = _data()
     model = _seeded_mlp(depth=depth, width=64, activation=activation, init=init, std=std)
     with Monitor(model) as monitor, torch.no_grad():
@@ -269,7 +273,7 @@ def draw_batchnorm(fig, batchnorm, lr, init):
         ending = tr("nan_at_step", step=h.stop_step) if h.diverged else f"{tr('final_loss')} {h.final_loss:.2f}"
         ax_loss.plot(h.loss, label=f"{_bn_label(bn)} ({ending})", **style)
     _log_y(ax_loss, batchnorm_run(True, lr, init).loss + batchnorm_run(False, lr, init).loss)
-    ax_loss.set(xlabel=tr("step"), ylabel=tr("loss"), title=f"{tr('loss_curves')}: lr={lr:g}, init {init}")
+    ax_loss.set(xlabel=tr("step"), ylabel=tr("loss"), title=f"{tr('loss_curves')}: lr={lr:g}, {tr('init')} {init}")
     ax_loss.legend(fontsize=8)
     h = batchnorm_run(batchnorm, lr, init)
     for i, step in enumerate(h.recorded_steps):
