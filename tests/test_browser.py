@@ -144,8 +144,19 @@ def write_notebook(path, sources):
     nbformat.write(nb, path)
 
 
-def saved_outputs(path):
-    return [o for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" for o in c.outputs]
+def saved_outputs(path, timeout_s=30):
+    """The outputs of the saved notebook. The server may still be writing it when its mtime changes (seen once
+    under load: an empty file): read it again until it parses."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            nb = nbformat.read(path, as_version=4)
+            break
+        except nbformat.reader.NotJSONError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
 
 
 def run_all_cells(page):
