@@ -19,10 +19,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from coursekit import widgets  # noqa: E402
+from coursekit import make_copy_task, transformer, widgets  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET_MS = 300
+
+def loss_scale_explorer():
+    """Lesson 06's explorer on its 8-block Pre-LN net and a batch of 128 sequences."""
+    X, y = make_copy_task(128, seed=1)
+    return widgets.loss_scale_explorer(transformer(depth=8, norm_first=True, seed=0), X, y)
+
 
 CHANGES = {
     "depth": (widgets.depth_explorer, [("depth", d) for d in (3, 6, 15, 20, 30)] + [("activation", "relu"), ("init", "kaiming"),
@@ -31,6 +37,8 @@ CHANGES = {
                   ("batchnorm", True), ("lr", 0.01), ("init", "xavier"), ("batchnorm", False), ("lr", 0.1), ("init", "default")]),
     "clipping": (widgets.clipping_explorer, [("mode", "none"), ("mode", "value"), ("threshold", 0.01), ("mode", "norm"),
                  ("threshold", 100.0), ("mode", "value"), ("threshold", 10.0), ("mode", "norm"), ("threshold", 0.1), ("mode", "none")]),
+    "loss_scale": (loss_scale_explorer, [("exponent", e) for e in (4, 8, 12, 16, 24, 32)] + [("dtype", "bfloat16"),
+                   ("exponent", 10), ("exponent", 0), ("dtype", "float16")]),
 }
 
 

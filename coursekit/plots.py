@@ -9,6 +9,8 @@ from matplotlib import font_manager
 from matplotlib.ticker import MaxNLocator
 
 from .i18n import set_plot_labels_in_english, tr
+from .precision import LOW_PRECISION
+from .validate import check_choice
 
 STYLE = {"figure.figsize": (7, 3.6), "figure.dpi": 80, "axes.grid": True, "grid.alpha": 0.3,
          "axes.spines.top": False, "axes.spines.right": False}
@@ -231,4 +233,28 @@ def plot_time_step_grads(curves, ax=None, title=None):
         ax.axhline(floor, color="gray", ls=":", lw=1, label=tr("below_floor"))
     ax.set(xlabel=tr("time_step"), ylabel=tr("grad_norm"), title=title or tr("grad_per_step"))
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_float_range(gradient, dtype="float16", scale=1.0, lost=None, overflow=None, ax=None, title=None):
+    """Histogram of log10|g| of a float32 gradient, and the window of magnitudes that `dtype` keeps
+    once the loss is multiplied by `scale`: from its smallest subnormal / scale to its largest
+    value / scale. Entries left of the window underflow to 0, right of it overflow to inf.
+    lost, overflow: the measured shares, written in the legend."""
+    info = torch.finfo(LOW_PRECISION[check_choice("dtype", dtype, LOW_PRECISION)])
+    ax = _axes(ax, (6, 3))
+    values = gradient.detach().flatten().float().abs()
+    values = values[values > 0].log10().cpu().numpy()
+    ax.hist(values, bins=80, color="0.5", alpha=0.7, label=tr("gradient_entries"))
+    low, high = math.log10(info.smallest_normal * info.eps / scale), math.log10(info.max / scale)
+    label = tr("float_window", dtype=dtype, scale=scale)
+    if lost is not None:
+        label += "\n" + tr("float_lost", lost=lost, overflow=overflow or 0.0)
+    left, right = max(min(values.min(), low) - 1, -14), min(max(values.max(), high) + 1, 10)
+    ax.axvspan(max(low, left), min(high, right), color="C2", alpha=0.15, label=label)
+    for x in (low, high):
+        if left < x < right:
+            ax.axvline(x, color="C2", lw=1.5)
+    ax.set(xlabel=tr("log10_magnitude"), ylabel=tr("count"), title=title or "", xlim=(left, right))
+    ax.legend(fontsize=8, loc="upper left")
     return ax

@@ -15,6 +15,8 @@ from .i18n import tr
 from .validate import check_choice, check_data, check_int, check_module, check_nonnegative, check_positive, first_forward
 
 OPTIMIZERS = ("sgd", "adam")
+AUTOCAST_DTYPES = (None, torch.float16, torch.bfloat16)
+SCALER_METHODS = ("scale", "unscale_", "step", "update", "get_scale")  # torch.amp.GradScaler's
 
 
 @dataclass
@@ -31,6 +33,9 @@ class History:
     act_stats: dict = field(default_factory=dict)  # {layer name: [stats]}, each with a histogram ('hist')
     act_edges: dict = field(default_factory=dict)  # {layer name: (low, high)}: the range of those histograms
     grad_stats: dict = field(default_factory=dict)  # {layer name: [mean and std of dL/dh]}
+    lr: list = field(default_factory=list)  # the learning rate of each step (warmup)
+    loss_scale: list = field(default_factory=list)  # with a scaler: its scale S after each step
+    skipped_steps: list = field(default_factory=list)  # with a scaler: steps skipped for an inf/NaN gradient
     diverged: bool = False
     stop_step: int = None  # the step whose loss was NaN/Inf
 
@@ -65,12 +70,17 @@ def make_optimizer(model, name="sgd", lr=0.1, momentum=0.0, weight_decay=0.0):
 
 def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", momentum=0.0, weight_decay=0.0,
           clip=None, penalty=None, after_step=None, loss_fn=F.cross_entropy, monitor=True, record_every=10,
-          seed=0, progress=True, desc=None):
+          warmup=0, scaler=None, autocast=None, seed=0, progress=True, desc=None):
     """Train `model` on tensors (X, y) for `steps` minibatch steps; return a History.
 
     clip: None, ("norm", max_norm) -> clip_grad_norm_, or ("value", v) -> clip_grad_value_.
     penalty(model) -> tensor: added to the loss (e.g. an L1 term written in the lesson).
     after_step(model): called after each optimizer step (e.g. a max-norm constraint).
+    warmup: the learning rate rises linearly from lr/warmup to lr over the first `warmup` steps.
+    scaler: a torch.amp.GradScaler (or an object with its five methods): the loss is multiplied by its scale S before backward, the
+            gradients divided by S (unscale_) before the norm is recorded and clipped, and a step
+            with an inf/NaN gradient is skipped (S halves; it doubles after growth_interval good steps).
+    autocast: None, torch.float16 or torch.bfloat16: the forward pass under torch.autocast.
     monitor: record per-layer statistics (activation stats, weight-gradient norms, update:data
              ratio) every `record_every` steps, and at step 0; loss, global gradient norm and
              weight norm are recorded at every step in any case.
@@ -81,10 +91,15 @@ def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", moment
     batch_size = check_int("batch_size", batch_size)
     record_every = check_int("record_every", record_every)
     _check_clip(clip)
+    warmup = check_int("warmup", warmup, low=0)
+    if scaler is not None and not all(callable(getattr(scaler, m, None)) for m in SCALER_METHODS):
+        raise TypeError(tr("scaler_type", value=type(scaler).__name__))
+    check_choice("autocast", autocast, AUTOCAST_DTYPES)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(tr("no_params", model=type(model).__name__))
     opt = make_optimizer(model, optimizer, lr, momentum, weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup)) if warmup else None
     device = params[0].device
     X, y = X.to(device), y.to(device)
     weights = weight_parameters(model)
@@ -106,7 +121,8 @@ def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", moment
             record = monitor and step % record_every == 0
             if monitor:
                 mon.record = record
-            loss = loss_fn(model(X[idx]), y[idx])
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                loss = loss_fn(model(X[idx]), y[idx])
             if penalty is not None:
                 loss = loss + penalty(model)
             value = loss.item()
@@ -115,8 +131,13 @@ def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", moment
                 print(tr("nan_stop", step=step, loss=value))
                 break
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if scaler is None:
+                loss.backward()
+            else:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)  # first unscale, then measure and clip the true gradient
             history.loss.append(value)
+            history.lr.append(opt.param_groups[0]["lr"])
             history.grad_norm.append(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]).item())
             if record:
                 history.recorded_steps.append(step)
@@ -128,7 +149,17 @@ def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", moment
                 torch.nn.utils.clip_grad_value_(params, clip[1])
             if record:
                 mon.before_step()
-            opt.step()
+            if scaler is None:
+                opt.step()
+            else:
+                scale = scaler.get_scale()
+                scaler.step(opt)  # skips the step if a gradient is inf/NaN
+                scaler.update()
+                history.loss_scale.append(scaler.get_scale())
+                if scaler.get_scale() < scale:
+                    history.skipped_steps.append(step)
+            if schedule is not None:
+                schedule.step()
             if after_step is not None:
                 with torch.no_grad():
                     after_step(model)
@@ -154,7 +185,7 @@ def evaluate(model, X, y, batch_size=1000):
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    correct = sum((model(X[i:i + batch_size].to(device)).argmax(1) == y[i:i + batch_size].to(device)).sum().item()
+    correct = sum((model(X[i:i + batch_size].to(device)).argmax(-1) == y[i:i + batch_size].to(device)).sum().item()
                   for i in range(0, len(X), batch_size))
     model.train(was_training)
-    return correct / len(X)
+    return correct / y.numel()  # a sequence model is scored on every position

@@ -4,6 +4,7 @@ one line in a notebook:
     ck.explore_depth()      depth x activation x init -> activation histograms and gradient norms of one pass
     ck.explore_batchnorm()  BatchNorm on/off x learning rate x init -> loss curves and per-layer gradient norms
     ck.explore_clipping()   clipping mode x threshold on an exploding run -> gradient norm and loss over the steps
+    ck.explore_loss_scale(model, X, y)   float16 / bfloat16 x loss scale -> the share of a real gradient lost
 
 How they draw: every setting is computed once (functools.lru_cache) and drawn on one persistent
 matplotlib Figure, rendered as a PNG into an ipywidgets.Image. A change swaps the picture in
@@ -31,6 +32,9 @@ from .diagnostics import diagnose
 from .monitor import Monitor
 from .i18n import get_language, tr
 from .models import mlp
+from .plots import plot_float_range
+from .precision import LOW_PRECISION, full_precision_gradient, lost_fraction, low_precision_gradient, overflow_fraction
+from .tinytransformer import token_cross_entropy
 from .training import train
 from .validate import check_choice, check_int, check_positive
 
@@ -50,6 +54,8 @@ BN_STEPS = 100
 CLIP_MODES = ("none", "value", "norm")
 CLIP_THRESHOLDS = (0.01, 0.1, 1.0, 10.0, 100.0)
 CLIP_STEPS = 100
+
+SCALE_EXPONENTS = tuple(range(0, 33, 2))  # S = 2^0 .. 2^32
 
 
 # ---------------------------------------------------------------- the explorer: controls above a picture
@@ -366,3 +372,45 @@ def explore_clipping(mode="norm", threshold=10.0):
     a few steps unclipped). Mode none / value (clip every gradient entry to ±threshold) / norm
     (rescale the whole gradient to norm <= threshold): the gradient norm before clipping, and the loss."""
     display(clipping_explorer(mode, threshold))
+
+
+# ---------------------------------------------------------------- explore_loss_scale
+
+class LossScaleExplorer:
+    """The Explorer behind explore_loss_scale: the gradient of one batch, back-propagated in
+    float16 or bfloat16 with the loss multiplied by S = 2^k, against the float32 gradient."""
+
+    def __init__(self, model, X, y, loss_fn, dtype, exponent):
+        self.model, self.X, self.y, self.loss_fn = model, X, y, loss_fn
+        self.reference = full_precision_gradient(model, X, y, loss_fn)
+        self.gradient = functools.lru_cache(maxsize=64)(self._gradient)
+        controls = {
+            "dtype": widgets.ToggleButtons(options=list(LOW_PRECISION), value=dtype, description="dtype",
+                                           style={"button_width": "auto", **WIDE}),
+            "exponent": widgets.SelectionSlider(options=[(f"2^{k}", k) for k in SCALE_EXPONENTS], value=exponent,
+                                                description="S", style=WIDE),
+        }
+        self.explorer = Explorer(controls, self.draw, figsize=(8, 3.4))
+
+    def _gradient(self, dtype, exponent):
+        with _one_thread():
+            return low_precision_gradient(self.model, self.X, self.y, self.loss_fn, dtype, 2.0 ** exponent)
+
+    def draw(self, fig, dtype, exponent):
+        low = self.gradient(dtype, exponent)
+        plot_float_range(self.reference, dtype, 2.0 ** exponent, lost=lost_fraction(low, self.reference),
+                         overflow=overflow_fraction(low), ax=fig.subplots(), title=tr("loss_scale_title"))
+        fig.subplots_adjust(left=0.09, right=0.98, bottom=0.15, top=0.9)
+
+
+def loss_scale_explorer(model, X, y, loss_fn=token_cross_entropy, dtype="float16", exponent=0):
+    check_choice("dtype", dtype, LOW_PRECISION)
+    check_choice("exponent", exponent, SCALE_EXPONENTS)
+    return LossScaleExplorer(model, X, y, loss_fn, dtype, exponent).explorer
+
+
+def explore_loss_scale(model, X, y, loss_fn=token_cross_entropy, dtype="float16", exponent=0):
+    """float16 or bfloat16 x loss scale S = 2^exponent: the gradient of loss_fn(model(X), y),
+    back-propagated by a copy of the model held in that type, against the float32 gradient: the
+    share of entries lost to 0 and turned into inf, and the window of magnitudes the type keeps."""
+    display(loss_scale_explorer(model, X, y, loss_fn, dtype, exponent))

@@ -147,3 +147,32 @@ def test_verdict_is_total(values):
     assert not (math.isinf(v.ratio) and all(x == 0 for x in values.values()))  # 0/0 is never inf
     if any(not math.isfinite(x) for x in values.values()):
         assert v.kind == "exploding"
+
+
+@FAST
+@given(arg=st.sampled_from(["depth", "width", "heads", "seq_len"]), value=not_a_positive_int)
+def test_transformer_sizes(arg, value):
+    raises_naming(arg, ck.transformer, **{arg: value})
+
+
+@FAST
+@given(value=st.text(max_size=10).filter(lambda s: s not in ck.tinytransformer.BRANCH_INITS))
+def test_transformer_branch_init_names(value):
+    raises_naming("branch_init", ck.transformer, branch_init=value)
+
+
+@FAST
+@given(value=st.one_of(st.integers(max_value=-1), st.floats(allow_nan=True), st.text(max_size=3), st.booleans()))
+def test_train_warmup(value):
+    X, y = ck.make_copy_task(8)
+    raises_naming("warmup", ck.train, ck.transformer(depth=1), X, y, warmup=value, loss_fn=ck.token_cross_entropy,
+                  progress=False)
+
+
+@FAST
+@given(scale=not_a_positive_number, dtype=st.text(max_size=8).filter(lambda s: s not in ("float16", "bfloat16")))
+def test_low_precision_arguments(scale, dtype):
+    X, y = ck.make_copy_task(4)
+    model = ck.transformer(depth=1)
+    raises_naming("scale", ck.low_precision_gradient, model, X, y, ck.token_cross_entropy, scale=scale)
+    raises_naming("dtype", ck.low_precision_gradient, model, X, y, ck.token_cross_entropy, dtype=dtype)

@@ -24,7 +24,7 @@ def cells(lang, lesson):
 
 
 def test_five_lessons_in_english():
-    assert [name[:2] for name in LESSONS] == ["01", "02", "03", "04", "05"]
+    assert [name[:2] for name in LESSONS] == ["01", "02", "03", "04", "05", "06"]
 
 
 @pytest.mark.parametrize("lang", OTHERS)
@@ -95,3 +95,14 @@ def test_sync_tool_round_trip(tmp_path, monkeypatch):
     i18n_sync.main(["sync", "--lang", "ru"])
     assert nbformat.read(ru_dir / "01_x.ipynb", as_version=4).cells[0].source == "# Привет"
     assert i18n_sync.problems("ru", en_dir / "01_x.ipynb") == []
+
+
+def test_no_message_key_written_twice():
+    """A key written twice in the English table silently keeps only the later text."""
+    import ast
+    import coursekit.i18n
+    tree = ast.parse(Path(coursekit.i18n.__file__).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            assert len(keys) == len(set(keys)), sorted({k for k in keys if keys.count(k) > 1})

@@ -105,3 +105,16 @@ def test_the_clipping_story():
     assert widgets.clipping_run("none", None).diverged
     assert widgets.clipping_run("none", None).stop_step <= 5
     assert not widgets.clipping_run("norm", 1.0).diverged
+
+
+def test_loss_scale_explorer_builds_and_redraws():
+    X, y = ck.make_copy_task(64, seed=0)
+    explorer = widgets.loss_scale_explorer(ck.transformer(depth=2, seed=0), X, y)
+    before = bytes(explorer.image.value)
+    assert before.startswith(PNG)
+    for control, value in [("exponent", 10), ("dtype", "bfloat16")]:
+        explorer.controls[control].value = value
+        assert bytes(explorer.image.value) != before, control
+        before = bytes(explorer.image.value)
+    with pytest.raises(ValueError, match="exponent"):
+        widgets.loss_scale_explorer(ck.transformer(depth=2, seed=0), X, y, exponent=3)
