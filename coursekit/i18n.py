@@ -251,6 +251,7 @@ MESSAGES = {
         "l06_scaler_matches": "the hand-written scaler and torch.amp.GradScaler give the same loss (to 1e-6), the same scale and skip the same steps, at least one",
         "l06_clip_order": "clipped at 0.1, the norm of the true gradient: unscale, then clip: {right:.2e};  clip, then unscale: {wrong:.2e}",
         "l06_clip_after_unscale": "unscale_ then clip gives the threshold 0.1; clipping the scaled gradient gives 0.1 / S (S = 2^16)",
+        "l03_unit_title": "{name}, unit {unit}",
         "init_zeros": "zeros",
         "init_constant": "constant {value}",
         "init_pytorch_default": "PyTorch default",
@@ -428,7 +429,7 @@ PLOT_LABELS = {"layer", "step", "loss", "grad_norm", "grad_norm_per_layer", "sig
                # the lessons' own axis labels and legends
                "l02_saturated", "l02_dead_units", "after_training", "log10_magnitude", "layer_n", "share", "l03_gain_title", "saturated", "dead", "l02_dead_at_start", "l02_dead_at_end", "l05_angle", "l05_dead_max", "l05_norm_before", "l05_norm_after",
                "l05_steps_clipped", "l01_equal_gain", "l01_clipped_rnn", "l01_lstm_pytorch_init", "l01_diverged_runs",
-               "l01_finite_runs", "below_floor", "init_zeros", "init_constant", "init_pytorch_default", "gradient_entries", "float_window", "float_lost", "loss_scale_title", "l06_post_ln", "l06_post_ln_warmup", "l06_pre_ln", "l06_chance", "l06_block", "l06_init_grads_title", "l06_qk_title", "l06_stream_std", "l06_stream_title", "l06_scale_title", "l04_channel_axis", "l04_example_axis"}
+               "l01_finite_runs", "below_floor", "l03_unit_title", "init_zeros", "init_constant", "init_pytorch_default", "gradient_entries", "float_window", "float_lost", "loss_scale_title", "l06_post_ln", "l06_post_ln_warmup", "l06_pre_ln", "l06_chance", "l06_block", "l06_init_grads_title", "l06_qk_title", "l06_stream_std", "l06_stream_title", "l06_scale_title", "l04_channel_axis", "l04_example_axis"}
 
 
 def set_language(lang):
