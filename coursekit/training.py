@@ -77,9 +77,10 @@ def train(model, X, y, steps=200, lr=0.1, batch_size=64, optimizer="sgd", moment
     penalty(model) -> tensor: added to the loss (e.g. an L1 term written in the lesson).
     after_step(model): called after each optimizer step (e.g. a max-norm constraint).
     warmup: the learning rate rises linearly from lr/warmup to lr over the first `warmup` steps.
-    scaler: a torch.amp.GradScaler (or an object with its five methods): the loss is multiplied by its scale S before backward, the
-            gradients divided by S (unscale_) before the norm is recorded and clipped, and a step
-            with an inf/NaN gradient is skipped (S halves; it doubles after growth_interval good steps).
+    scaler: a torch.amp.GradScaler, or an object with its five methods: the loss is multiplied by
+            its scale S before backward, the gradients divided by S (unscale_) before the norm is
+            recorded and clipped, and a step with an inf/NaN gradient is skipped (S halves; it
+            doubles after growth_interval good steps). A step counts as skipped when S went down.
     autocast: None, torch.float16 or torch.bfloat16: the forward pass under torch.autocast.
     monitor: record per-layer statistics (activation stats, weight-gradient norms, update:data
              ratio) every `record_every` steps, and at step 0; loss, global gradient norm and
