@@ -341,7 +341,7 @@ MESSAGES = {
         "l05_too_low": "threshold 1: finite, but test accuracy stays under 40%",
         "l05_middle": "thresholds between 3 and 30: the best one reaches a test accuracy over 50%",
         "l05_too_high": "thresholds 100 and 1000: finite, but the network dies (test accuracy under 20%)",
-        "l05_dead": "at threshold 1000, over 3/4 of the units of some layer are dead at the end",
+        "l05_dead": "at thresholds 100 and 1000, over half of the units of some layer are dead at the end",
         "l05_returned_before": "clip_grad_norm_ returns the norm before clipping; after it, every step's norm is at most the threshold",
         "l05_norm_type": "norm_type=inf scales the gradient so that its largest entry is max_norm and keeps its direction; clip_grad_value_ does not",
         "l05_nonfinite_default": "by default an Inf in one entry turns the gradient into NaN and zeros without any error",
