@@ -5,7 +5,7 @@ several runs on this machine. Targets (see README, Measurements):
   lesson, clean kernel, Restart & Run All  <= 30 s      whole test suite                  <= 10 min
   coursekit loop vs seed 002's loop        >= 5x        diagnostics overhead per step     <= 15 %
   explorer update                          <= 300 ms    peak memory of a lesson kernel    (reported)
-  Monitor recording every step             <= 10 %
+  Monitor recording every step             <= 10 %         ck.doctor on a course model        a few seconds
 """
 
 import argparse
@@ -166,11 +166,45 @@ def bench_monitor(repeat, steps=200, batch_size=64, width=64, record_every=1):
             "plain_s": plain, "monitored_s": watched, "overhead": watched / plain - 1}
 
 
+def doctor_models():
+    """The course's models (lessons 01, 02, 06, the sequence task), a small CNN: (name, model, X, y, options)."""
+    import coursekit as ck
+
+    X, y, _, _ = ck.load_data("fashion_mnist", n_train=5000, n_test=100)
+    torch.manual_seed(0)
+    cnn = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1),
+                        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
+    tokens, targets = ck.make_copy_task(2048, seed=0)
+    sequences, labels = ck.make_sequence_task(1000, length=50)
+    adam = dict(optimizer="adam", lr=1e-3)
+    return [("MLP 20x64 tanh N(0,1), L01", ck.mlp(20, 64, "tanh", init="normal", std=1.0), X, y, {}),
+            ("MLP 10x64 sigmoid, L02/L07", ck.mlp(10, 64, "sigmoid"), X, y, {}),
+            ("LSTM 32, T=50, L01/L02", ck.rnn_classifier("lstm"), sequences, labels, adam),
+            ("CNN, 2 conv layers", cnn, X.reshape(-1, 1, 28, 28), y, dict(lr=0.05)),
+            ("Transformer 8 blocks, L06", ck.transformer(depth=8, norm_first=False, seed=0), tokens, targets,
+             dict(adam, loss_fn=ck.token_cross_entropy, batch_size=32))]
+
+
+def bench_doctor(repeat):
+    import coursekit as ck
+
+    rows = {}
+    for name, model, X, y, options in doctor_models():
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            ck.doctor(model, X, y, **options)
+            times.append(time.perf_counter() - start)
+        rows[name] = {"median_s": statistics.median(times), "max_s": max(times)}
+        print(f"  ck.doctor, {name:32s} {rows[name]['median_s']:5.2f} s", flush=True)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the median is kept)")
     parser.add_argument("--langs", nargs="+", default=["en"], help="notebook languages to time (all: en ru zh pt fr)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["notebooks", "suite", "loops", "hooks", "monitor", "widgets"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["notebooks", "suite", "loops", "hooks", "monitor", "widgets", "doctor"])
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # as ck.setup() does for the lessons
     results = {"machine": {"cpu_count": __import__("os").cpu_count(), "platform": platform.platform(),
@@ -193,6 +227,9 @@ def main(argv=None):
         import widget_latency
 
         results["widgets"] = widget_latency.measure()
+    if "doctor" not in args.skip:
+        print("ck.doctor on the course's models ...", flush=True)
+        results["doctor"] = bench_doctor(args.repeat)
     if "notebooks" not in args.skip:
         print("notebooks, clean kernel each ...", flush=True)
         results["notebooks"] = bench_notebooks(args.langs, args.repeat)
@@ -217,6 +254,8 @@ def print_table(r):
         print(f"{'Monitor every step, 20 layers of 512, B=256':44s} {100 * r['monitor_wide']['overhead']:12.0f} %")
     for name, w in r.get("widgets", {}).items():
         print(f"{'explorer ' + name + ' update (median)':44s} {w['median_ms']:11.0f} ms  <= 300 ms")
+    for name, d in r.get("doctor", {}).items():
+        print(f"{'ck.doctor, ' + name:44s} {d['median_s']:12.2f} s  a few seconds")
     for name, n in r.get("notebooks", {}).items():
         print(f"{name:44s} {n['median_s']:12.1f} s  <= 30 s")
     if "peak_kernel_rss_mb" in r:

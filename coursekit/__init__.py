@@ -8,6 +8,8 @@ from .data import class_names, data_root, ensure_files, load_data
 from .diagnostics import (Profile, Verdict, diagnose, gradient_profile, time_step_grad_norms, verdict,
                           weight_grad_norms, weight_parameters)
 from .monitor import Monitor, activation_stats, watched_layers
+from .checklist import Finding, Report, doctor
+from .mysteries import CAUSES, LEARNS, Mystery, Setup, mystery
 from .exercises import check_function, claim
 from .i18n import LANGUAGES, format_table, get_language, set_language, tr
 from .models import MLP, SequenceClassifier, init_weights, make_sequence_task, mlp, rnn_classifier
