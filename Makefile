@@ -1,14 +1,15 @@
 # The course's two commands (see README.md):
 #   make lab    set everything up, then open the course in JupyterLab
 #   make test   set everything up, then run the whole test suite (what CI runs)
-#   make slides export every lesson as a reveal.js deck into build/slides/
+#   make slides export every lesson as a reveal.js deck into build/slides/ (presents offline)
+#   make site   build the course website into build/site/ (offline, from the executed notebooks)
 #   make bench  measure the course's speed (benchmarks/run.py; BENCH_ARGS="--langs en ru" ...)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test bench slides setup clean-venv
+.PHONY: lab test bench slides site setup clean-venv
 
 setup: $(STAMP)
 
@@ -27,10 +28,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 slides: $(STAMP)
-	for lang in $$(ls notebooks); do \
-	  $(BIN)/jupyter nbconvert --to slides --log-level=WARN --output-dir build/slides/$$lang notebooks/$$lang/*.ipynb || exit 1; \
-	done
-	@echo "decks in build/slides/<lang>/*.slides.html (reveal.js is loaded from a CDN when you open them)"
+	$(BIN)/python tools/decks.py
+	@echo "decks in build/slides/<lang>/*.slides.html: open one in a browser (no network needed)"
+
+site: $(STAMP)
+	$(BIN)/python tools/website.py
+	@echo "website in build/site/: open build/site/index.html, or serve it: $(BIN)/python -m http.server -d build/site"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

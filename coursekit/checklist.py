@@ -23,13 +23,14 @@ from .monitor import Monitor, _kind
 from .training import OPTIMIZERS, train
 from .validate import check_choice, check_data, check_int, check_module, check_positive, first_forward
 
+INPUT_TINY = 1e-2  # std of the inputs below this: they barely move the first layer
 SATURATED = 0.5  # a layer with more than half of its values in the flat tails of tanh / sigmoid
 DEAD = 0.9  # a layer with more than 90 % of its units dead for every example of the batch
+COLLAPSE = 1e-2  # spread between examples at the last hidden layer / at the first, below this: the input is lost
 INIT_LOSS_MARGIN = 1.0  # loss at init above ln(C) + 1: the outputs are confidently wrong
 SUMMED = 1.5  # loss of 2n examples / the mean of its two halves' losses: exactly 1 for a mean, 2 for a sum
 GRADCHECK_ERROR = 1e-2  # relative error of backprop against central differences in float64
-FLOOR = 1e-6  # derivatives below this are compared absolutely: float64 rounding of L / eps is about 1e-10
-UPDATE_LARGE, UPDATE_SMALL = 1e-1, 1e-5  # update:data per step (about 1e-3 is healthy)
+UPDATE_LARGE, UPDATE_SMALL, UPDATE_TINY = 1e-1, 1e-5, 1e-6  # update:data per step (about 1e-3 is healthy)
 UPDATED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.RNNBase)  # update:data is read here (not embeddings)
 GROWTH = 10.0  # gradient norm at the last step / first step above this: it grows
 
@@ -37,7 +38,8 @@ GROWTH = 10.0  # gradient norm at the last step / first step above this: it grow
 @dataclass
 class Finding:
     """One line of the report. level: "ok", "warn" or "fail"; key names what was found; detail
-    holds what the check measured where it has more to show (the backward check: its ck.Verdict)."""
+    holds what the check measured where it has more to show (forward: the spread between examples
+    per layer, {layer: value}, when no layer is dead or saturated; backward: its ck.Verdict)."""
 
     check: str
     level: str
@@ -72,9 +74,12 @@ class Report:
         return next(f for f in self.findings if f.check == check)
 
     def __str__(self):
-        first = self.problems[0].check if self.problems else None
-        tail = tr("doc_first_problem", check=tr("doc_check_" + first)) if first else tr("doc_all_clear")
-        return "\n".join([self.header] + [str(f) for f in self.findings] + [tail])
+        problems = self.problems
+        if problems and problems[0].level == "fail":
+            tail = tr("doc_first_problem", check=tr("doc_check_" + problems[0].check))
+        else:
+            tail = tr("doc_only_warnings" if problems else "doc_all_clear")
+        return "\n".join([self.header] + [str(f) for f in self.findings] + [tail, tr("doc_not_seen")])
 
     def _repr_pretty_(self, p, cycle):
         p.text(str(self))
@@ -89,8 +94,8 @@ def check_inputs(X):
     if not X.is_floating_point():
         return _finding("inputs", "ok", "inputs_ids", "04 §1")
     mean, std = X.mean().item(), X.std().item() if X.numel() > 1 else 0.0
-    bad = abs(mean) > INPUT_SCALE or std > INPUT_SCALE
-    return _finding("inputs", "fail" if bad else "ok", "inputs_scale" if bad else "inputs_ok", "04 §1", mean=mean, std=std)
+    key = "inputs_scale" if abs(mean) > INPUT_SCALE or std > INPUT_SCALE else "inputs_tiny" if std < INPUT_TINY else "inputs_ok"
+    return _finding("inputs", "ok" if key == "inputs_ok" else "fail", key, "04 §1", mean=mean, std=std)
 
 
 def check_loss(model, X, y, loss_fn):
@@ -118,14 +123,24 @@ def check_init_loss(loss, out, y):
     return _finding("init_loss", "ok", "init_loss_ok", "03 §3", loss=loss, classes=classes, expected=expected, spread=spread)
 
 
+def spread(h):
+    """How much a layer's outputs differ between examples: the std over the batch of each unit, averaged."""
+    h = h.detach().double().flatten(1) if h.ndim > 1 else h.detach().double()[:, None]
+    return h.std(dim=0).mean().item() if len(h) > 1 else 0.0
+
+
 def check_forward(model, X):
-    """Per layer: the share of saturated values (tanh, sigmoid) and of dead units (ReLU)."""
-    with Monitor(model, keep_last=False) as monitor:
+    """Per layer: the share of saturated values (tanh, sigmoid), of dead units (ReLU), and how much the
+    outputs still differ between examples. When that spread shrinks by over 100x from the first hidden
+    layer to the last, the later layers hardly see the input (the forward face of a vanishing gain)."""
+    with Monitor(model) as monitor:
         model(X)
     stats = {name: records[-1] for name, records in monitor.stats.items()}
+    outputs = monitor.last
     last = list(stats)[-1] if stats else None
     if last is not None and _kind(dict(monitor.layers).get(last.split("#")[0])) == "pre":
         stats[last] = {**stats[last], "dead": None}  # the output layer: no ReLU follows it, nothing can die
+        outputs = {n: h for n, h in outputs.items() if n != last}
     dead = {n: s["dead"] for n, s in stats.items() if s["dead"] is not None}
     saturated = {n: s["saturated"] for n, s in stats.items() if s["saturated"] is not None}
     worst_dead = max(dead, key=dead.get, default=None)
@@ -137,8 +152,18 @@ def check_forward(model, X):
         n_sat = sum(v > SATURATED for v in saturated.values())
         return _finding("forward", "fail", "forward_saturated", "03 §4", layer=worst_sat, share=saturated[worst_sat],
                         n=n_sat, total=len(saturated))
+    spreads = {n: spread(h) for n, h in outputs.items()}
+    if len(spreads) > 1:
+        (first, a), (final, b) = list(spreads.items())[0], list(spreads.items())[-1]
+        if a > 0 and b / a < COLLAPSE:
+            finding = _finding("forward", "fail", "forward_collapse", "02 §1, 03 §2", first=first, last=final, a=a,
+                               b=b, ratio=b / a)
+            finding.detail = spreads
+            return finding
     worst = max([v for v in dead.values()] + [v for v in saturated.values()], default=0.0)
-    return _finding("forward", "ok", "forward_ok", "02 §4", n=len(stats), share=worst)
+    finding = _finding("forward", "ok", "forward_ok", "02 §4", n=len(stats), share=worst)
+    finding.detail = spreads
+    return finding
 
 
 def check_backward(model, X, y, loss_fn, lr, optimizer):
@@ -153,9 +178,22 @@ def _loss_at(model, params, X, y, loss_fn):
         return loss_fn(torch.func.functional_call(model, params, (X,)), y)
 
 
-def check_gradient(model, X, y, loss_fn, eps=1e-6):
-    """Backprop against central differences, in float64, along a random direction d of each weight:
-    (L(w + eps d) - L(w - eps d)) / (2 eps)  should equal  <dL/dw, d>  (lesson 04, section 5)."""
+def _differences(model, params, name, d, eps, X, y, loss_fn, here):
+    """L along d around w: the right and left one-sided differences and the central one."""
+    at = lambda t: _loss_at(model, {**params, name: params[name] + t * eps * d}, X, y, loss_fn).item()
+    up, down = at(1), at(-1)
+    return (up - here) / eps, (here - down) / eps, (up - down) / (2 * eps)
+
+
+def check_gradient(model, X, y, loss_fn):
+    """Backprop against central differences, in float64, for every weight tensor w, along two unit
+    directions d (backprop's own gradient direction, and a random one):
+
+        (L(w + eps d) - L(w - eps d)) / (2 eps)  should equal  <dL/dw, d>        (lesson 04, section 5)
+
+    float64 rounds L at about 1e-16, so a difference quotient carries an error of about 1e-15 / eps:
+    eps = 1e-6, or 1e-3 where the derivative is too small for 1e-6 to measure (a vanishing gradient).
+    Where the two one-sided differences disagree, L has a kink there (a ReLU input at exactly 0): skipped."""
     model = model.double()
     X = X.double() if X.is_floating_point() else X
     y = y.double() if y.is_floating_point() else y
@@ -163,32 +201,49 @@ def check_gradient(model, X, y, loss_fn, eps=1e-6):
     trained = {n: params[n].clone().requires_grad_() for n, p in model.named_parameters() if p.requires_grad}
     grads = torch.autograd.grad(_loss_at(model, {**params, **trained}, X, y, loss_fn), list(trained.values()),
                                 allow_unused=True)
-    grads = dict(zip(trained, grads))
     g = torch.Generator().manual_seed(0)
-    errors, kinks = [], 0
     with torch.no_grad():
         here = _loss_at(model, params, X, y, loss_fn).item()
-    for name, grad in grads.items():
+    noise = 1e-15 * max(1.0, abs(here))  # times 1/eps: the rounding error of a difference quotient
+    errors, kinks, too_small = [], 0, 0
+    for name, grad in zip(trained, grads):
         if grad is None:
             continue
-        d = torch.randn(params[name].shape, generator=g, dtype=torch.float64).to(params[name].device)
-        d /= d.norm()
-        with torch.no_grad():
-            at = lambda t: _loss_at(model, {**params, name: params[name] + t * eps * d}, X, y, loss_fn).item()
-            up, down = at(1), at(-1)
-        right, left = (up - here) / eps, (here - down) / eps
-        if abs(right - left) > GRADCHECK_ERROR * max(abs(right), abs(left), FLOOR):
-            kinks += 1  # a ReLU input sits at exactly 0: no derivative there to check against
-            continue
-        numeric, backprop = (up - down) / (2 * eps), (grad * d).sum().item()
-        errors.append((abs(numeric - backprop) / max(abs(numeric), abs(backprop), FLOOR), name, backprop, numeric))
+        directions = [torch.randn(grad.shape, generator=g, dtype=torch.float64).to(grad.device)]
+        if grad.norm() > 0:
+            directions.insert(0, grad)
+        worst = None
+        for d in directions:
+            d = d / d.norm()
+            backprop = (grad * d).sum().item()
+            for eps in (1e-6, 1e-3):
+                with torch.no_grad():
+                    right, left, numeric = _differences(model, params, name, d, eps, X, y, loss_fn, here)
+                if max(abs(numeric), abs(backprop)) > 1e3 * noise / eps:
+                    break
+            else:
+                if backprop != 0:  # (an exact 0 that finite differences cannot tell from 0 agrees)
+                    too_small += 1
+                continue
+            if abs(right - left) > GRADCHECK_ERROR * max(abs(right), abs(left)):
+                kinks += 1
+                continue
+            error = abs(numeric - backprop) / max(abs(numeric), abs(backprop))
+            if worst is None or error > worst[0]:
+                worst = (error, name, backprop, numeric)
+        if worst is not None:
+            errors.append(worst)
     wrong = [e for e in errors if e[0] > GRADCHECK_ERROR]
     if wrong:  # the weight closest to the output whose gradient is wrong: the bad backward is above it
         error, name, backprop, numeric = wrong[-1]
         return _finding("gradient", "fail", "gradient_wrong", "04 §5", name=name, backprop=backprop, numeric=numeric,
                         error=error, n=len(wrong), total=len(errors))
-    return _finding("gradient", "ok", "gradient_ok_kinks" if kinks else "gradient_ok", "04 §5",
-                    error=max((e[0] for e in errors), default=0.0), n=len(errors), kinks=kinks)
+    finding = _finding("gradient", "ok", "gradient_ok", "04 §5", error=max((e[0] for e in errors), default=0.0),
+                       n=len(errors))
+    skipped = [tr(key, n=n) for key, n in (("doc_gradient_kinks", kinks), ("doc_gradient_too_small", too_small)) if n]
+    if skipped:
+        finding.text += tr("doc_gradient_skipped", skipped="; ".join(skipped))
+    return finding
 
 
 def check_steps(model, X, y, loss_fn, lr, optimizer, batch_size, steps):
@@ -214,7 +269,9 @@ def check_steps(model, X, y, loss_fn, lr, optimizer, batch_size, steps):
     if growth > GROWTH:
         return _finding("steps", "fail", "steps_grad_grows", "01 §4", growth=growth, **values)
     if small is not None and ratios[small] < 1e-29:  # the log10 ratios carry a floor of 1e-30 for a zero update
-        return _finding("steps", "warn", "steps_update_zero", "02 §2", **values)
+        return _finding("steps", "fail", "steps_update_zero", "02 §2", **values)
+    if small is not None and ratios[small] < UPDATE_TINY:  # a million steps to change that layer by its own size
+        return _finding("steps", "fail", "steps_update_tiny", "02 §2", **values)
     if small is not None and ratios[small] < UPDATE_SMALL:
         return _finding("steps", "warn", "steps_update_small", "02 §2", **values)
     return _finding("steps", "ok", "steps_ok", "03 §9", **values)
@@ -222,7 +279,7 @@ def check_steps(model, X, y, loss_fn, lr, optimizer, batch_size, steps):
 
 def check_overfit(model, X, y, loss_fn, n=16, steps=300):
     """Can the network learn at all? Adam at 1e-3 on `n` examples should drive their loss near 0
-    (CS231n's sanity check; lesson 03, section 3). If it cannot, no learning rate will help."""
+    (CS231n's sanity check; lesson 03, section 4). If it cannot, no learning rate will help."""
     X, y = X[:n], y[:n]
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     with torch.random.fork_rng(devices=[]):
@@ -236,7 +293,7 @@ def check_overfit(model, X, y, loss_fn, n=16, steps=300):
             loss.backward()
             optimizer.step()
     memorised = math.isfinite(end) and end < min(0.1 * start, 0.5)
-    return _finding("overfit", "ok" if memorised else "fail", "overfit_ok" if memorised else "overfit_failed", "03 §3",
+    return _finding("overfit", "ok" if memorised else "fail", "overfit_ok" if memorised else "overfit_failed", "03 §4",
                     n=len(X), steps=step, start=start, end=end)
 
 

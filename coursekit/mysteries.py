@@ -29,11 +29,13 @@ from .training import evaluate, train
 from .validate import check_choice, check_int
 
 CAUSES = ("init_too_large", "output_too_large", "inputs_not_normalised", "dead_layer", "loss_summed",
-          "wrong_backward", "lr_too_small", "vanishing_depth")  # the last two are causes of none of them
-MYSTERIES = 6
+          "wrong_backward", "lr_too_small", "vanishing_depth")
+MYSTERIES = 6  # each seed draws six of the eight causes, in its own order
+VANISHING_LR = 0.05
 LEARNS = 0.70  # test accuracy a fixed setup must reach (a healthy net of this size: about 0.78-0.80)
 LESSON = {"init_too_large": "03 §4", "output_too_large": "03 §3", "inputs_not_normalised": "04 §1",
-          "dead_layer": "02 §7", "loss_summed": "03 §3", "wrong_backward": "04 §5"}
+          "dead_layer": "02 §7", "loss_summed": "03 §3", "wrong_backward": "04 §5", "lr_too_small": "03 §9",
+          "vanishing_depth": "02 §1"}
 _data = {}
 
 
@@ -97,7 +99,7 @@ def _build(cause, rng, seed):
 
 def _build_seeded(cause, rng):
     depth, width = rng.choice([3, 4, 5]), rng.choice([48, 64, 96])
-    data = _fashion(raw=cause == "inputs_not_normalised")
+    data = [t.clone() for t in _fashion(raw=cause == "inputs_not_normalised")]  # a fix may change them in place
     if cause == "init_too_large":
         depth, gain = rng.choice([8, 9, 10]), rng.uniform(5, 8)
         model = mlp(depth, width, "tanh")
@@ -105,6 +107,8 @@ def _build_seeded(cause, rng):
             nn.init.normal_(block.linear.weight, 0.0, gain / math.sqrt(block.linear.in_features))
             nn.init.zeros_(block.linear.bias)
         return Setup(model, *data)
+    if cause == "vanishing_depth":
+        return Setup(mlp(rng.choice([6, 7]), width, "sigmoid"), *data, lr=VANISHING_LR)  # PyTorch's default init
     if cause == "wrong_backward":
         model = mlp(depth, width, "tanh", init="xavier")
         model.head.reset_parameters()
@@ -121,6 +125,8 @@ def _build_seeded(cause, rng):
             model.blocks[rng.randrange(1, depth)].linear.bias.fill_(-rng.uniform(10, 20))
     elif cause == "loss_summed":
         return Setup(model, *data, loss_fn=_batch_loss, batch_size=rng.choice([128, 256, 512]))
+    elif cause == "lr_too_small":
+        return Setup(model, *data, loss_fn=_mean_loss, lr=10 ** -rng.uniform(5.0, 5.5))
     return Setup(model, *data, loss_fn=_mean_loss)
 
 
@@ -141,10 +147,8 @@ class Mystery:
     def __init__(self, k, seed=0):
         self.k = check_choice("k", check_int("k", k), list(range(1, MYSTERIES + 1)))
         self.seed = check_int("seed", seed, low=0)
-        self.solved = False  # set by a check that accepts the answer (tools/grade_mysteries.py reads it)
-        order = list(CAUSES[:MYSTERIES])
-        random.Random(seed).shuffle(order)
-        self._cause = order[k - 1]
+        self._cause = random.Random(seed).sample(CAUSES, MYSTERIES)[k - 1]
+        self.answer, self.attempts = None, 0  # the last (cause, fix) checked, and how many were
 
     def setup(self):
         """A fresh copy of the broken setup (the same every time)."""
@@ -176,6 +180,7 @@ class Mystery:
             print(tr("myst_not_answered", causes=", ".join(CAUSES)))
             return False
         check_choice("cause", cause, CAUSES)
+        self.answer, self.attempts = (cause, fix), self.attempts + 1
         if cause != self._cause:
             print(tr("myst_wrong_cause", cause=tr("cause_" + cause), lesson=LESSON[self._cause], k=self.k))
             return False
@@ -189,9 +194,8 @@ class Mystery:
             print(tr("myst_fix_error", error=f"{type(error).__name__}: {error}"))
             return False
         outcome = self.run(setup, show=False)
-        key = "myst_fixed" if outcome.learns else "myst_not_fixed"
+        key = "myst_fixed" if outcome.learns else "myst_fix_diverged" if outcome.diverged else "myst_not_fixed"
         print(tr(key, cause=tr("cause_" + cause), accuracy=outcome.accuracy, learns=LEARNS, steps=outcome.steps))
-        self.solved = self.solved or outcome.learns
         return outcome.learns
 
     def hint(self, level=1):
@@ -219,6 +223,9 @@ SOLUTIONS = {
                    "            nn.init.zeros_(layer.bias)"),
     "loss_summed": "def fix(s):\n    s.loss_fn = F.cross_entropy   # reduction=\"mean\"",
     "wrong_backward": "def fix(s):\n    for block in s.model.blocks:\n        block.act = nn.Tanh()",
+    "lr_too_small": "def fix(s):\n    s.lr = 0.1",
+    "vanishing_depth": "def fix(s):\n    for block in s.model.blocks:\n        block.act = nn.ReLU()\n"
+                       "    ck.init_weights(s.model, \"kaiming\")\n    s.model.head.reset_parameters()",
 }
 
 

@@ -7,7 +7,6 @@ dev extras; `playwright install` is NOT needed: we use Debian's browser). Withou
 is skipped, except in CI (the variable CI is set), where it fails.
 """
 
-import importlib.util
 import json
 import os
 import secrets
@@ -23,12 +22,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from chromium import CHROMIUM, CHROMIUM_ARGS, ROOT, SCREENSHOTS, require_browser
+
 JUPYTER = Path(sys.executable).with_name("jupyter")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = ROOT / "build" / "screenshots"
 START_TIMEOUT_S = 90  # JupyterLab answers /api/status
 RUN_TIMEOUT_S = 180  # Run All Cells finishes
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -39,17 +35,6 @@ EXPLORERS_NOTEBOOK = [
     "ck.explore_batchnorm()",
     "ck.explore_clipping()",
 ]
-
-
-def require_browser():
-    missing = [name for name, ok in [(str(CHROMIUM), CHROMIUM.exists()),
-                                     ("the python package playwright", importlib.util.find_spec("playwright") is not None)]
-               if not ok]
-    if missing:
-        message = f"the browser test needs {' and '.join(missing)} (apt-get install chromium; pip install playwright)"
-        if "CI" in os.environ:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def free_port():

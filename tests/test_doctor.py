@@ -126,18 +126,62 @@ def test_wrong_backward_is_caught_by_the_gradient_check(fashion):
 
 
 def test_vanishing_sigmoid_net(fashion):
-    # sigmoid: sigma'(z) <= 1/4; PyTorch's default init has sigma_w^2 = 1/(3 n): gain about sqrt(1/3) / 4 = 0.14
+    # sigmoid: sigma'(z) <= 1/4; PyTorch's default init has sigma_w^2 = 1/(3 n): gain about sqrt(1/3) / 4 = 0.14,
+    # forward (the spread between examples) and backward (dL/dh) alike: 0.14^9 = 3e-8 over ten layers
     torch.manual_seed(0)
     report = ck.doctor(ck.mlp(10, 64, "sigmoid"), *fashion[:2])
-    assert failed(report)[0] == "backward" and report["backward"].key == "backward_vanishing"
-    assert report["overfit"].level == "fail"
+    assert failed(report)[0] == "forward" and report["forward"].key == "forward_collapse"
+    assert report["backward"].key == "backward_vanishing" and report["overfit"].level == "fail"
+    spreads = list(report["forward"].detail.values())
+    assert 0.1 < (spreads[-1] / spreads[0]) ** (1 / 9) < 0.2
+
+
+class TripleBackwardSigmoid(torch.autograd.Function):
+    """sigmoid with a backward three times too large: a bug where the gradient is already tiny."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = torch.sigmoid(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return 3 * grad * out * (1 - out)
+
+
+class TripleSigmoid(nn.Module):
+    def forward(self, x):
+        return TripleBackwardSigmoid.apply(x)
+
+
+def test_gradient_check_sees_a_wrong_backward_where_the_gradient_vanishes(fashion):
+    # below blocks.1 the gradient is about 1e-8: too small for eps = 1e-6, measured with eps = 1e-3
+    torch.manual_seed(0)
+    model = ck.mlp(10, 64, "sigmoid")
+    model.blocks[1].act = TripleSigmoid()
+    report = ck.doctor(model, *fashion[:2])
+    assert report["gradient"].level == "fail" and "blocks.1.linear" in report["gradient"].text
 
 
 def test_learning_rate_too_large_and_too_small(fashion):
     X, y = fashion[:2]
     assert ck.doctor(relu_net(), X, y, lr=20.0)["steps"].level == "fail"
-    small = ck.doctor(relu_net(), X, y, lr=1e-5)["steps"]
+    small = ck.doctor(relu_net(), X, y, lr=1e-4)["steps"]  # update:data about 1e-6 .. 1e-5: a warning
     assert small.level == "warn" and small.key == "steps_update_small"
+    tiny = ck.doctor(relu_net(), X, y, lr=1e-6)["steps"]  # below 1e-6: a failure
+    assert tiny.level == "fail" and tiny.key == "steps_update_tiny"
+
+
+def test_tiny_inputs(fashion):
+    X, y = fashion[:2]
+    assert ck.doctor(relu_net(), X * 1e-3, y)["inputs"].key == "inputs_tiny"
+
+
+def test_the_report_ends_with_what_it_cannot_see(fashion):
+    text = str(ck.doctor(relu_net(), *fashion[:2]))
+    assert text.endswith(ck.tr("doc_not_seen")) and ck.tr("doc_all_clear") in text
 
 
 def test_the_model_is_left_as_it_was(fashion):

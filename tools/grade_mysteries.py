@@ -6,9 +6,10 @@
 
 Give every student a seed (for example 100 + their number in the class list): they write it in the
 setup cell (SEED = ...). A mystery counts as solved only when the notebook, executed here from the
-top, names its cause and its fix makes the run learn (the check sets m<k>.solved); outputs saved in
-the submitted file are not trusted. Executing a notebook runs its code: grade in a container or a
-throw-away account.
+top, ends with an answer (the last m<k>.check(cause=..., fix=...)) that is checked again here on a
+fresh mystery: the cause is right and the fix makes the run learn. Outputs saved in the submitted
+file are not trusted; the number of checks a student ran is reported beside it. Executing a
+notebook runs its code: grade in a container or a throw-away account.
 """
 
 import argparse
@@ -22,10 +23,21 @@ from nbclient import NotebookClient
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import coursekit as ck  # noqa: E402
 
+# Run after the student's notebook, in its kernel: each answer the student's last check was given is
+# checked again on a fresh mystery of the same number and seed, so no flag the notebook set counts.
 REPORT = """
-import json as _json
-print("GRADE" + _json.dumps({"seed": SEED, "solved": {k: bool(getattr(globals().get(f"m{k}"), "solved", False))
-                                                 for k in range(1, 7)}}))
+import contextlib as _contextlib, io as _io, json as _json
+import coursekit as _ck
+_mysteries = {}
+for _k in range(1, _ck.mysteries.MYSTERIES + 1):
+    _m = globals().get(f"m{_k}")
+    _ok = False
+    if isinstance(_m, _ck.Mystery) and _m.answer is not None:
+        with _contextlib.redirect_stdout(_io.StringIO()):
+            _ok = _ck.mystery(_k, seed=_m.seed).check(*_m.answer)
+    _mysteries[_k] = {"solved": bool(_ok), "attempts": getattr(_m, "attempts", 0),
+                      "seed": getattr(_m, "seed", None)}
+print("GRADE" + _json.dumps({"seed": SEED, "mysteries": _mysteries}))
 """
 
 
@@ -65,8 +77,12 @@ def main(argv=None):
         if result is None:
             print(f"{path}: did not run to the end")
             continue
-        solved = [k for k, ok in result["solved"].items() if ok]
-        print(f"{path}: seed {result['seed']}, solved {len(solved)} of 6 (mysteries {', '.join(solved) or '-'})")
+        solved = [k for k, m in result["mysteries"].items() if m["solved"]]
+        tries = ", ".join(f"{k}: {m['attempts']}" for k, m in result["mysteries"].items())
+        other = sorted({m["seed"] for m in result["mysteries"].values() if m["seed"] not in (None, result["seed"])})
+        print(f"{path}: seed {result['seed']}, solved {len(solved)} of {len(result['mysteries'])} "
+              f"(mysteries {', '.join(solved) or '-'}); checks run per mystery {tries}"
+              + (f"; other seeds used: {other}" if other else ""))
 
 
 if __name__ == "__main__":
