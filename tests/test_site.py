@@ -7,7 +7,6 @@ import http.server
 import re
 import sys
 import threading
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
